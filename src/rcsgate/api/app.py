@@ -1,0 +1,81 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import rcsgate
+from rcsgate.clock import Clock, SystemClock
+from rcsgate.config import Settings, get_settings
+from rcsgate.dispatch.runner import Workers, build_loops
+from rcsgate.logging_setup import configure_logging
+from rcsgate.services.auth import TokenIssuer
+from rcsgate.store.db import Database
+from rcsgate.store.migrate import ensure_at_head
+
+from .context import AppContext
+from .errors import install_error_handlers
+from .middleware import RequestContextMiddleware
+from .rate_limit import AccountRateLimiter
+from .routers import accounts, auth, health
+
+DESCRIPTION = """
+rcsgate: RCS business messaging with SMS fallback, wire-compatible with the RCS part of BSG One-API.
+
+Authenticate with `POST /api/auth/login` and send `Authorization: Bearer <token>`, or send the
+v1 header `X-API-KEY: <key>`. Every error is JSON `{"message": ..., "errors": {...}}`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    run_workers: bool = False,
+    configure_logs: bool = True,
+) -> FastAPI:
+    settings = settings or get_settings()
+    clock = clock or SystemClock()
+    secret = settings.resolved_jwt_secret()  # fail at startup, not at the first login
+    if configure_logs:
+        configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database.from_url(settings.database_url)
+        await ensure_at_head(db)
+        app.state.ctx = AppContext(
+            settings=settings,
+            db=db,
+            clock=clock,
+            tokens=TokenIssuer(secret=secret, ttl_seconds=settings.jwt_ttl_seconds, clock=clock),
+            limiter=AccountRateLimiter(settings.rate_limit),
+        )
+        workers = Workers(loops=build_loops() if run_workers else [])
+        workers.start()
+        try:
+            yield
+        finally:
+            await workers.shutdown()
+            await db.close()
+
+    app = FastAPI(
+        title="rcsgate",
+        version=rcsgate.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(auth.router)
+    app.include_router(accounts.router)
+    app.include_router(health.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Entry point for ``uvicorn --factory`` (``rcsgate api --workers N`` spawns one per process)."""
+    return create_app()

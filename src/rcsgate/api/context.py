@@ -1,0 +1,28 @@
+"""What every request handler needs, built once per process by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from rcsgate.clock import Clock
+from rcsgate.config import Settings
+from rcsgate.services.auth import TokenIssuer
+from rcsgate.store.db import Database
+
+from .rate_limit import AccountRateLimiter
+
+
+@dataclass(slots=True)
+class AppContext:
+    settings: Settings
+    db: Database
+    clock: Clock
+    tokens: TokenIssuer
+    limiter: AccountRateLimiter
+
+
+def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx

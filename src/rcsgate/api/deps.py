@@ -1,0 +1,57 @@
+"""Request dependencies: the caller's identity (bearer token or v1 X-API-KEY) and paging."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
+
+from rcsgate.domain.errors import Unauthenticated
+from rcsgate.domain.records import Principal
+from rcsgate.services import auth
+
+from .context import AppContext, get_context
+
+# Declared for the OpenAPI document and /docs; the header is parsed below because BSG's
+# own documentation writes "Bearer: <token>", which HTTPBearer would refuse.
+_bearer_scheme = HTTPBearer(auto_error=False, scheme_name="ExternalAuth", bearerFormat="JWT")
+_api_key_scheme = APIKeyHeader(name="X-API-KEY", auto_error=False, scheme_name="ApiKey")
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.rstrip(":").lower() != "bearer" or not token.strip():
+        raise Unauthenticated()
+    return token.strip()
+
+
+async def current_principal(
+    request: Request,
+    ctx: Annotated[AppContext, Depends(get_context)],
+    _bearer: Annotated[object, Security(_bearer_scheme)] = None,
+    _api_key: Annotated[object, Security(_api_key_scheme)] = None,
+) -> Principal:
+    token = bearer_token(request)
+    if token is not None:
+        principal = await auth.principal_for_token(ctx.db, ctx.tokens, token)
+    else:
+        api_key = request.headers.get("x-api-key")
+        if not api_key:
+            raise Unauthenticated()
+        principal = await auth.principal_for_key(ctx.db, api_key.strip())
+    request.state.account_id = principal.account_id
+    ctx.limiter.hit(principal.account_id)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+Context = Annotated[AppContext, Depends(get_context)]
+
+PageOffset = Annotated[int, Query(alias="page[offset]", ge=0, description="Skip this many items.")]
+PageLimit = Annotated[
+    int, Query(alias="page[limit]", ge=15, le=500, description="Items per page, 15 to 500.")
+]

@@ -1,0 +1,136 @@
+"""The one place where errors become HTTP answers: ``{"message": ..., "errors": {...}}`` always."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rcsgate.domain.errors import (
+    DomainError,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Rejected,
+    Unauthenticated,
+    Unavailable,
+)
+from rcsgate.logging_setup import get_logger
+
+log = get_logger("rcsgate.api")
+
+INVALID = "The given data was invalid."
+
+
+def error_body(message: str, errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    return {"message": message, "errors": errors or {}}
+
+
+def _json(
+    status: int,
+    message: str,
+    errors: dict[str, list[str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(message, errors), status_code=status, headers=dict(headers or {}) or None)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _reason(error: dict[str, Any]) -> str:
+    message = str(error.get("msg", "is invalid"))
+    # pydantic prefixes ValueError texts; the prefix means nothing to an API user.
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    return message
+
+
+def validation_errors(errors: Any) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            fields.setdefault("body", []).append("The request body is not valid JSON.")
+            continue
+        if error.get("type") == "missing" and tuple(error.get("loc", ())) == ("body",):
+            fields.setdefault("body", []).append("The request body is required.")
+            continue
+        name = _field_name(tuple(error.get("loc", ())))
+        reason = f"The {name} field is required." if error.get("type") == "missing" else _reason(error)
+        fields.setdefault(name, []).append(reason)
+    return fields
+
+
+def domain_error_response(exc: DomainError) -> JSONResponse:
+    if isinstance(exc, InvalidInput):
+        return _json(422, exc.message, exc.errors)
+    if isinstance(exc, Rejected):
+        return _json(422, exc.message)
+    if isinstance(exc, NotFound):
+        return _json(404, exc.message)
+    if isinstance(exc, Unauthenticated):
+        return _json(401, exc.message, headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, RateLimited):
+        return _json(429, exc.message, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, Unavailable):
+        return _json(503, exc.message, headers={"Retry-After": "5"})
+    return _json(400, exc.message)
+
+
+_HTTP_MESSAGES = {
+    401: "Unauthenticated.",
+    403: "Forbidden.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "Request body too large.",
+}
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """A lost or refused database connection (or a locked SQLite file), as opposed to a bug in a query."""
+    if isinstance(exc, OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc.orig, OSError):
+            return True
+        text = str(exc.orig).lower()
+        return isinstance(exc, OperationalError) and ("locked" in text or "connect" in text)
+    return False
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
+        return domain_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _json(422, INVALID, validation_errors(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
+        return _json(exc.status_code, message, headers=exc.headers)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        if not _is_unreachable(exc):
+            return await _unexpected(request, exc)
+        log.warning("dependency_unavailable", error=type(exc).__name__)
+        return domain_error_response(Unavailable())
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
+        return _json(500, "Server Error")

@@ -1,0 +1,113 @@
+"""Request id, access log and body-size limit, as one plain ASGI middleware (cheaper than BaseHTTPMiddleware)."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rcsgate.logging_setup import get_logger
+
+from .errors import error_body
+
+log = get_logger("rcsgate.access")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        offered = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = offered if _CLIENT_ID.match(offered) else secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            declared = headers.get(b"content-length")
+            if declared is not None:
+                # The server (h11/httptools) holds the client to its declared length.
+                if declared.isdigit() and int(declared) > self.max_body_bytes:
+                    await self._reject_too_large(send_with_id)
+                    return
+                await self.app(scope, receive, send_with_id)
+                return
+            buffered = await self._read_limited(receive)
+            if buffered is None:
+                await self._reject_too_large(send_with_id)
+                return
+            await self.app(scope, buffered, send_with_id)
+        finally:
+            state: dict[str, Any] = scope.get("state", {})
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                account_id=state.get("account_id"),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    async def _read_limited(self, receive: Receive) -> Receive | None:
+        """Read a body of unknown length (chunked) up to the limit; None when it is longer."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay
+
+    @staticmethod
+    async def _reject_too_large(send: Send) -> None:
+        body = json.dumps(error_body("Request body too large.")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

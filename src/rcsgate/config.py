@@ -1,0 +1,108 @@
+"""Settings, read from the environment with the prefix ``RCSGATE_``.
+
+Embedded mode (an SQLite URL) is meant to start with no configuration at all, so
+it generates its JWT secret and keeps it under ``var/``. A scaled deployment
+(PostgreSQL) runs several processes that must share one secret, so it refuses to
+start without an explicit one rather than silently issuing tokens that other
+processes reject.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot work; the message says which setting to fix."""
+
+
+def normalize_database_url(url: str) -> str:
+    """Map the accepted URL spellings onto the async drivers we ship."""
+    url = url.strip()
+    if url.startswith("sqlite+aiosqlite://"):
+        return url
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    if url.startswith("postgresql+asyncpg://"):
+        return url
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ConfigError(
+        f"RCSGATE_DATABASE_URL must be an sqlite:// or postgresql:// URL, got {url.split('://')[0]}://…"
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RCSGATE_", extra="ignore")
+
+    database_url: str = "sqlite:///./var/rcsgate.db"
+    var_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    jwt_secret: SecretStr | None = None
+    jwt_ttl_seconds: int = Field(default=3600, ge=30)
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # Per-account API request budget, in the `limits` package notation.
+    rate_limit: str = "200/second"
+    webhooks_allow_private: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def resolved_jwt_secret(self) -> str:
+        """The signing secret: explicit, or (embedded only) generated once and kept under var/."""
+        if self.jwt_secret is not None and self.jwt_secret.get_secret_value():
+            value = self.jwt_secret.get_secret_value()
+            if len(value) < 32:
+                raise ConfigError("RCSGATE_JWT_SECRET must be at least 32 characters")
+            return value
+        if not self.embedded:
+            raise ConfigError(
+                "RCSGATE_JWT_SECRET is required with a PostgreSQL database: every API process must "
+                "sign and verify tokens with the same secret"
+            )
+        return _load_or_create_secret(self.var_dir / "jwt_secret")
+
+
+def _load_or_create_secret(path: Path) -> str:
+    if path.exists():
+        value = path.read_text().strip()
+        if value:
+            return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    # O_EXCL makes two processes starting at once agree on one secret: the loser reads the winner's.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

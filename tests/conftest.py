@@ -1,0 +1,207 @@
+"""Shared fixtures: a real database per test (SQLite always, PostgreSQL when RCSGATE_TEST_DATABASE_URL is
+set) and a real uvicorn server on a free loopback port, with an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from rcsgate.api.app import create_app
+from rcsgate.clock import ManualClock
+from rcsgate.config import Settings, normalize_database_url
+from rcsgate.services import accounts, auth
+from rcsgate.store.db import Database
+from rcsgate.store.migrate import upgrade
+from rcsgate.store.tables import metadata
+
+T = TypeVar("T")
+
+PG_ENV = "RCSGATE_TEST_DATABASE_URL"
+JWT_SECRET = "test-secret-" + "x" * 60
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def run(fn: Callable[[Database], Awaitable[T]], url: str) -> T:
+    """Run one async service call against the database at ``url`` from synchronous test code."""
+
+    async def main() -> T:
+        db = Database.from_url(url)
+        try:
+            return await fn(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+# ------------------------------------------------------------------ databases
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+async def _pg_admin(url: str, sql: str) -> None:
+    u = make_url(normalize_database_url(url))
+    conn = await asyncpg.connect(
+        host=u.host, port=u.port or 5432, user=u.username, password=u.password, database=u.database
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated to head, dropped afterwards."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    name = f"rcsgate_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(base, f'CREATE DATABASE "{name}"'))
+    url = make_url(normalize_database_url(base)).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _truncate_pg(url: str) -> None:
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    u = make_url(url)
+    conn = await asyncpg.connect(
+        host=u.host, port=u.port or 5432, user=u.username, password=u.password, database=u.database
+    )
+    try:
+        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """An empty, migrated database: a copy of the SQLite template, or the session's PostgreSQL truncated."""
+    if request.param == "sqlite":
+        path = tmp_path / "rcsgate.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("pg_url")
+    asyncio.run(_truncate_pg(url))
+    return url
+
+
+# ------------------------------------------------------------------ server
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    db_url: str
+    clock: ManualClock
+    settings: Settings
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=10, **kwargs)
+
+    def call(self, fn: Callable[[Database], Awaitable[T]]) -> T:
+        return run(fn, self.db_url)
+
+    def new_account(self, name: str = "acme", *, balance: str = "100", mode: str = "live") -> tuple[int, str]:
+        """An account with funds and a live key: (account id, api key)."""
+
+        async def make(db: Database) -> tuple[int, str]:
+            account = await accounts.create_account(db, self.clock, name=name, mode=mode)  # type: ignore[arg-type]
+            await accounts.topup(db, self.clock, account_id=account.id, amount=balance)
+            key = await auth.create_key(db, self.clock, account_id=account.id)
+            return account.id, key.key
+
+        return self.call(make)
+
+    def token(self, api_key: str) -> str:
+        with self.client() as c:
+            r = c.post("/api/auth/login", json={"api_key": api_key})
+            assert r.status_code == 200, r.text
+            return str(r.json()["bearer"])
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class ServerThread:
+    def __init__(self, app: Any) -> None:
+        self.sock = _free_socket()
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("server thread died during startup")
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.sock.close()
+
+
+def make_settings(db_url: str, var_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "var_dir": var_dir,
+        "jwt_secret": JWT_SECRET,
+        "rate_limit": "1000/second",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def server_factory(db_url: str, tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start servers on this test's database; settings may be overridden per server."""
+    stack: list[ServerThread] = []
+
+    def start(*, clock: ManualClock | None = None, **overrides: Any) -> LiveServer:
+        clock = clock or ManualClock()
+        settings = make_settings(db_url, tmp_path / "var", **overrides)
+        thread = ServerThread(create_app(settings, clock=clock, configure_logs=False)).__enter__()
+        stack.append(thread)
+        return LiveServer(f"http://127.0.0.1:{thread.port}", db_url, clock, settings)
+
+    yield start
+    for thread in reversed(stack):
+        thread.__exit__()
+
+
+@pytest.fixture
+def server(server_factory: Callable[..., LiveServer]) -> LiveServer:
+    return server_factory()
