@@ -42,7 +42,13 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(agents_app, name="agents")
 app.add_typer(senders_app, name="senders")
+contacts_app = typer.Typer(
+    help="The contact book (test mode sends only to verified contacts).", no_args_is_help=True
+)
+stoplist_app = typer.Typer(help="Stop lists: numbers not to message on a channel.", no_args_is_help=True)
 app.add_typer(tariffs_app, name="tariffs")
+app.add_typer(contacts_app, name="contacts")
+app.add_typer(stoplist_app, name="stoplist")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -189,8 +195,9 @@ def api(
 
 @app.command()
 def worker() -> None:
-    """Run only the background workers (dispatcher, webhook sender); stops cleanly on SIGTERM."""
+    """Run only the background workers (dispatcher, simulator, webhook sender); stops cleanly on SIGTERM."""
     from rcsgate.dispatch.runner import run_until_stopped
+    from rcsgate.dispatch.runtime import Runtime
     from rcsgate.logging_setup import configure_logging
 
     settings = _settings()
@@ -202,7 +209,12 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_until_stopped(stop)
+        db = Database.from_url(settings.database_url)
+        try:
+            runtime = Runtime.build(settings=settings, db=db, clock=SystemClock(), wake=asyncio.Event())
+            await run_until_stopped(stop, runtime.loops())
+        finally:
+            await db.close()
 
     asyncio.run(main())
 
@@ -611,6 +623,51 @@ def tariffs_assign(
 
     run(lambda db: tariffs.assign_tariff(db, account_id=account_id, code=code, is_default=default))
     typer.echo(f"tariff {code} assigned to account {account_id}{' as default' if default else ''}")
+
+
+# ---------------------------------------------------------------- contacts and stop lists
+
+
+@contacts_app.command("verify")
+def contacts_verify(
+    account_id: int,
+    phone: Annotated[str, typer.Argument(help="Digits, country code first (a leading + is ignored).")],
+) -> None:
+    """Mark a phone as a verified contact of the account (adding it if new)."""
+    from rcsgate.services import contacts
+
+    run(lambda db: contacts.verify(db, SystemClock(), account_id=account_id, phone=phone))
+    typer.echo(f"{phone.lstrip('+')} is a verified contact of account {account_id}")
+
+
+@stoplist_app.command("add")
+def stoplist_add(
+    account_id: int,
+    phones: Annotated[list[str], typer.Argument(help="Phones, digits only.")],
+    list_type: Annotated[str, typer.Option("--type", help="sms, rcs, viber or whatsapp.")] = "rcs",
+) -> None:
+    """Put phones on one of the account's stop lists."""
+    from rcsgate.services import stoplist
+
+    run(
+        lambda db: stoplist.attach(
+            db, SystemClock(), account_id=account_id, phones=phones, list_type=list_type
+        )
+    )
+    typer.echo(f"{len(phones)} phone(s) on the {list_type} stop list of account {account_id}")
+
+
+@stoplist_app.command("remove")
+def stoplist_remove(
+    account_id: int,
+    phones: Annotated[list[str], typer.Argument(help="Phones, digits only.")],
+    list_type: Annotated[str, typer.Option("--type", help="sms, rcs, viber or whatsapp.")] = "rcs",
+) -> None:
+    """Take phones off a stop list."""
+    from rcsgate.services import stoplist
+
+    run(lambda db: stoplist.detach(db, account_id=account_id, phones=phones, list_type=list_type))
+    typer.echo(f"{len(phones)} phone(s) off the {list_type} stop list of account {account_id}")
 
 
 def main() -> None:

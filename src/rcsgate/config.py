@@ -53,11 +53,33 @@ class Settings(BaseSettings):
     # Per-account API request budget, in the `limits` package notation.
     rate_limit: str = "200/second"
     webhooks_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Delays before each retry of a failed webhook; after the last one it is given up.
+    webhook_retry_schedule: str = "5s,30s,2m,10m,30m,1h,2h,4h,8h,24h"
+    # The same request body again within this window is refused with 429.
+    duplicate_window_seconds: float = Field(default=10.0, ge=0)
+    max_cards: int = Field(default=10, ge=1, le=10)
+    # Upstream: the built-in simulator (deterministic by number suffix, or `realistic`).
+    simulator_profile: str = Field(default="deterministic", pattern="^(deterministic|realistic)$")
+    simulator_seed: int = 0
+    simulator_zero_latency: bool = False
+    simulator_sent_latency: float = Field(default=0.05, ge=0)
+    simulator_delivered_latency: float = Field(default=0.2, ge=0)
+    simulator_read_latency: float = Field(default=1.0, ge=0)
+    worker_poll_seconds: float = Field(default=0.05, gt=0)
 
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        from rcsgate.domain.backoff import parse_schedule
+
+        parse_schedule(value)
+        return value
 
     @field_validator("log_level")
     @classmethod

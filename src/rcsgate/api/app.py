@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 import rcsgate
 from rcsgate.clock import Clock, SystemClock
 from rcsgate.config import Settings, get_settings
-from rcsgate.dispatch.runner import Workers, build_loops
+from rcsgate.dispatch.runner import Workers
+from rcsgate.dispatch.runtime import Runtime
 from rcsgate.logging_setup import configure_logging
 from rcsgate.services.auth import TokenIssuer
 from rcsgate.store.db import Database
@@ -20,7 +22,7 @@ from .context import AppContext
 from .errors import install_error_handlers
 from .middleware import RequestContextMiddleware
 from .rate_limit import AccountRateLimiter
-from .routers import accounts, auth, health
+from .routers import accounts, auth, health, messages
 
 DESCRIPTION = """
 rcsgate: RCS business messaging with SMS fallback, wire-compatible with the RCS part of BSG One-API.
@@ -47,14 +49,18 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database.from_url(settings.database_url)
         await ensure_at_head(db)
-        app.state.ctx = AppContext(
+        ctx = AppContext(
             settings=settings,
             db=db,
             clock=clock,
             tokens=TokenIssuer(secret=secret, ttl_seconds=settings.jwt_ttl_seconds, clock=clock),
             limiter=AccountRateLimiter(settings.rate_limit),
         )
-        workers = Workers(loops=build_loops() if run_workers else [])
+        app.state.ctx = ctx
+        loops = (
+            Runtime.build(settings=settings, db=db, clock=clock, wake=ctx.wake).loops() if run_workers else []
+        )
+        workers = Workers(loops=loops)
         workers.start()
         try:
             yield
@@ -72,8 +78,35 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(auth.router)
     app.include_router(accounts.router)
+    app.include_router(messages.router)
     app.include_router(health.router)
+    _hoist_request_schemas(app)
     return app
+
+
+def _hoist_request_schemas(app: FastAPI) -> None:
+    """Request bodies validated by hand (to pass a validation context) document their schema through
+    ``openapi_extra``; move its nested definitions to ``components`` where the references point."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                content = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+                body = content.get("schema")
+                if isinstance(body, dict) and "$defs" in body:
+                    components.update(body.pop("$defs"))
+                    title = body.get("title", "RequestBody")
+                    components[title] = body
+                    content["schema"] = {"$ref": f"#/components/schemas/{title}"}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_env() -> FastAPI:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -21,6 +22,8 @@ class AppContext:
     clock: Clock
     tokens: TokenIssuer
     limiter: AccountRateLimiter
+    # Set after accepting a message so an in-process dispatcher starts at once instead of at its next poll.
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def get_context(request: Request) -> AppContext:

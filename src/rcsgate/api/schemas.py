@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -61,3 +61,60 @@ class SendersResponse(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class Amount(BaseModel):
+    value: str = Field(description="7 decimal places")
+    currency: str
+
+
+class MessageInfo(BaseModel):
+    id: int
+    reference_id: str | None
+    source: str = "rest"
+    type: Literal["rcs", "sms"]
+    phone: int
+    status: str
+    validity: int = Field(description="hours, 1-72")
+    amount: Amount
+    sender: str
+    created_at: str
+    sent_at: str | None
+    delivered_at: str | None
+
+
+class MessageResponse(BaseModel):
+    data: MessageInfo
+
+
+class FallbackSms(BaseModel):
+    parts: int
+    id: list[int]
+
+
+class AlternativeChannels(BaseModel):
+    sms: FallbackSms
+
+
+class MessageListItem(MessageInfo):
+    campaign_id: int | None
+    country: str | None
+    text: str | None = None
+    parts: int | None = None
+    rcs_options: dict[str, Any] | None = None
+    alternative_channels: AlternativeChannels | None = None
+
+
+class PageMeta(BaseModel):
+    total: int
+    offset: int
+    limit: int
+
+
+class Meta(BaseModel):
+    page: PageMeta
+
+
+class MessagesResponse(BaseModel):
+    data: list[MessageListItem]
+    meta: Meta

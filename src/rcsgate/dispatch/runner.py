@@ -1,7 +1,6 @@
 """Background loops of a process: started by ``rcsgate serve`` (beside the API) or ``rcsgate worker``.
 
-A loop is an async callable that runs until the stop event is set. The
-foundation registers none; the dispatcher and the webhook sender plug in here.
+A loop is an async callable that runs until the stop event is set (see dispatch/runtime.py).
 """
 
 from __future__ import annotations
@@ -51,13 +50,8 @@ class Workers:
         log.info("workers_stopped")
 
 
-def build_loops() -> list[tuple[str, Loop]]:
-    """The loops a worker process runs. Empty until the dispatcher lands."""
-    return []
-
-
-async def run_until_stopped(stop: asyncio.Event) -> None:
-    workers = Workers(loops=build_loops(), stop=stop)
+async def run_until_stopped(stop: asyncio.Event, loops: Sequence[tuple[str, Loop]]) -> None:
+    workers = Workers(loops=loops, stop=stop)
     workers.start()
     await stop.wait()
     await workers.shutdown()

@@ -21,7 +21,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -177,4 +179,151 @@ ledger_entries = Table(
     # Money moves once per message and kind, whatever retries or duplicate reports happen.
     UniqueConstraint("message_id", "kind", name="uq_ledger_entries_message_kind"),
     Index("ix_ledger_entries_account_id_id", "account_id", "id"),
+)
+
+# ---------------------------------------------------------------- messages
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("phone", String(15), nullable=False),
+    # Test-mode accounts may message only verified contacts.
+    Column("verified", Boolean, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("account_id", "phone", name="uq_contacts_account_phone"),
+)
+
+stop_list = Table(
+    "stop_list",
+    metadata,
+    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("type", String(10), primary_key=True),
+    Column("phone", String(15), primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("type IN ('sms', 'rcs', 'viber', 'whatsapp')", name="type"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("campaign_id", BigInteger, nullable=True),
+    # An SMS fallback points at the RCS message it replaces.
+    Column("parent_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=True),
+    Column("type", String(4), nullable=False),
+    Column("source", String(8), nullable=False, server_default="rest"),
+    Column("reference_id", String(32), nullable=True),
+    Column("phone", String(15), nullable=False),
+    Column("country", String(2), nullable=True),
+    Column("sender", String(40), nullable=False),
+    Column("agent_id", BigInteger, nullable=True),
+    Column("kind", String(16), nullable=False),
+    # RCS: the options as sent upstream (suggestions carry "type"); SMS: {"text": ...}.
+    Column("content", Text, nullable=False),
+    # RCS only: the alternative SMS channel, applied when the RCS message ends undelivered or expired.
+    Column("sms_alternative", Text, nullable=True),
+    Column("parts", Integer, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("fail_reason", String(32), nullable=True),
+    Column("validity_seconds", Integer, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("callback_url", String(100), nullable=True),
+    Column("check_stop_list", Boolean, nullable=False, server_default="1"),
+    Column("tariff_id", BigInteger, nullable=True),
+    # What delivery costs (units), fixed at acceptance; and what is reserved for it right now.
+    Column("price", BigInteger, nullable=False, server_default="0"),
+    Column("reserved", BigInteger, nullable=False, server_default="0"),
+    Column("charged", BigInteger, nullable=False, server_default="0"),
+    # Single sends go before campaign traffic: lower runs first.
+    Column("priority", Integer, nullable=False, server_default="0"),
+    # When a worker must next act (send, retry, expire); null when nothing is pending.
+    Column("due_at", UtcDateTime, nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("upstream", String(20), nullable=True),
+    Column("upstream_id", String(64), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Column("read_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    CheckConstraint("type IN ('rcs', 'sms')", name="type"),
+    CheckConstraint("reserved >= 0", name="reserved"),
+    Index("ix_messages_account_id_id", "account_id", "id"),
+    Index("ix_messages_account_id_created_at", "account_id", "created_at"),
+    Index("ix_messages_account_id_reference_id", "account_id", "reference_id"),
+    Index("ix_messages_account_id_campaign_id", "account_id", "campaign_id"),
+    Index("ix_messages_account_id_phone", "account_id", "phone"),
+    Index("ix_messages_account_id_delivered_at", "account_id", "delivered_at"),
+    Index("ix_messages_status_due_at", "status", "due_at"),
+    Index("ix_messages_parent_id", "parent_id"),
+    # A reference_id names one request's message; its SMS fallback shares it.
+    Index(
+        "uq_messages_account_reference",
+        "account_id",
+        "reference_id",
+        unique=True,
+        sqlite_where=text("reference_id IS NOT NULL AND parent_id IS NULL"),
+        postgresql_where=text("reference_id IS NOT NULL AND parent_id IS NULL"),
+    ),
+)
+
+message_events = Table(
+    "message_events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("message_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("from_status", String(16), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("detail", String(200), nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    Index("ix_message_events_message_id", "message_id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("message_id", BigInteger, nullable=True),
+    Column("kind", String(8), nullable=False),
+    Column("url", String(2048), nullable=False),
+    # The exact bytes that are signed and sent, so every retry is identical.
+    Column("body", Text, nullable=False),
+    Column("webhook_id", String(64), nullable=False, unique=True),
+    Column("status", String(12), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    CheckConstraint("kind IN ('status', 'click')", name="kind"),
+    CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+    Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_message_id", "message_id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("body_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Recently accepted request bodies, to refuse an accidental resend within the duplicate window.
+request_fingerprints = Table(
+    "request_fingerprints",
+    metadata,
+    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("body_hash", String(64), primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
 )

@@ -1,0 +1,177 @@
+"""Single RCS send and message status queries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import ValidationError
+
+from rcsgate.api.deps import Context, CurrentPrincipal, PageLimit, PageOffset
+from rcsgate.api.rcs_requests import SendRcsMessageRequest, validation_errors
+from rcsgate.api.schemas import (
+    AlternativeChannels,
+    Amount,
+    ErrorBody,
+    FallbackSms,
+    MessageInfo,
+    MessageListItem,
+    MessageResponse,
+    MessagesResponse,
+    Meta,
+    PageMeta,
+)
+from rcsgate.domain.errors import InvalidInput
+from rcsgate.domain.message_view import MessageView
+from rcsgate.domain.money import format_units
+from rcsgate.domain.timefmt import format_ts, parse_ts
+from rcsgate.services import message_queries, sending
+
+router = APIRouter(prefix="/api", tags=["RCS messages"], responses={401: {"model": ErrorBody}})
+
+_SEND_SCHEMA = SendRcsMessageRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput({"body": ["The request body is not valid JSON."]}) from exc
+
+
+def request_key(path: str, body: Any, idempotency_key: str | None) -> sending.RequestKey:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
+    return sending.RequestKey(body_hash=digest, idempotency_key=idempotency_key)
+
+
+def info(view: MessageView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "reference_id": view.reference_id,
+        "source": "rest",
+        "type": view.type,
+        "phone": int(view.phone),
+        "status": view.status,
+        "validity": view.validity_hours,
+        "amount": Amount(value=format_units(view.amount_units), currency=view.currency),
+        "sender": view.sender,
+        "created_at": format_ts(view.created_at, view.timezone),
+        "sent_at": format_ts(view.sent_at, view.timezone),
+        "delivered_at": format_ts(view.delivered_at, view.timezone),
+    }
+
+
+def list_item(view: MessageView) -> MessageListItem:
+    content = view.content or {}
+    fallback = (
+        AlternativeChannels(sms=FallbackSms(parts=view.fallback_parts, id=list(view.fallback_ids)))
+        if view.fallback_parts is not None
+        else None
+    )
+    return MessageListItem(
+        **info(view),
+        campaign_id=view.campaign_id,
+        country=view.country,
+        text=content.get("text") if view.type == "sms" else None,
+        parts=view.parts,
+        rcs_options=content if view.type == "rcs" else None,
+        alternative_channels=fallback,
+    )
+
+
+@router.post(
+    "/messages/rcs/send",
+    response_model=MessageResponse,
+    responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
+    summary="Send one RCS message (optionally with an SMS alternative)",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _SEND_SCHEMA}}}
+    },
+)
+async def send_rcs(
+    request: Request,
+    principal: CurrentPrincipal,
+    ctx: Context,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=255,
+            description="Same key and body again: the original answer; same key, other body: 422.",
+        ),
+    ] = None,
+) -> MessageResponse:
+    body = await json_body(request)
+    try:
+        parsed = SendRcsMessageRequest.model_validate(body, context={"max_cards": ctx.settings.max_cards})
+    except ValidationError as exc:
+        raise InvalidInput(validation_errors(exc)) from exc
+    view = await sending.send_single(
+        ctx.db,
+        ctx.clock,
+        principal=principal,
+        request=parsed.to_domain(),
+        key=request_key(request.url.path, body, idempotency_key),
+        duplicate_window=ctx.settings.duplicate_window_seconds,
+    )
+    ctx.wake.set()
+    return MessageResponse(data=MessageInfo(**info(view)))
+
+
+@router.get(
+    "/messages",
+    response_model=MessagesResponse,
+    responses={422: {"model": ErrorBody}},
+    summary="Messages (RCS and their SMS fallbacks) with status, cost and content",
+)
+async def list_messages(
+    principal: CurrentPrincipal,
+    ctx: Context,
+    offset: PageOffset = 0,
+    limit: PageLimit = 50,
+    sort: Annotated[Literal["id", "phone", "delivered"], Query()] = "id",
+    way: Annotated[Literal["asc", "desc"], Query()] = "asc",
+    filter_id: Annotated[int | None, Query(alias="filter[id]", ge=1)] = None,
+    filter_campaign_id: Annotated[int | None, Query(alias="filter[campaign_id]", ge=0)] = None,
+    filter_reference_id: Annotated[str | None, Query(alias="filter[reference_id]", max_length=32)] = None,
+    filter_from: Annotated[str | None, Query(alias="filter[from]", description="yyyy-mm-dd hh:mm:ss")] = None,
+    filter_to: Annotated[
+        str | None, Query(alias="filter[to]", description="yyyy-mm-dd hh:mm:ss; default now")
+    ] = None,
+) -> MessagesResponse:
+    from rcsgate.services.accounts import get_account
+
+    tz = (await get_account(ctx.db, principal.account_id)).timezone
+    errors: dict[str, list[str]] = {}
+    bounds = {}
+    for name, value in (("filter[from]", filter_from), ("filter[to]", filter_to)):
+        if value:
+            try:
+                bounds[name] = parse_ts(value, tz)
+            except ValueError:
+                errors[name] = [f"The {name} does not match the format Y-m-d H:i:s."]
+    if errors:
+        raise InvalidInput(errors)
+    views, total = await message_queries.list_messages(
+        ctx.db,
+        ctx.clock,
+        account_id=principal.account_id,
+        where=message_queries.MessageFilter(
+            id=filter_id,
+            campaign_id=filter_campaign_id,
+            reference_id=filter_reference_id,
+            created_from=bounds.get("filter[from]"),
+            created_to=bounds.get("filter[to]"),
+        ),
+        sort=sort,
+        descending=way == "desc",
+        offset=offset,
+        limit=limit,
+    )
+    return MessagesResponse(
+        data=[list_item(v) for v in views], meta=Meta(page=PageMeta(total=total, offset=offset, limit=limit))
+    )

@@ -1,0 +1,106 @@
+"""The upstream interface. A connector submits messages and reports back asynchronously.
+
+Reports (status changes, suggestion clicks) may arrive late, twice or out of order:
+the dispatcher applies them as compare-and-set transitions, so a connector never
+needs to de-duplicate or order them itself.
+
+Submissions carry our message id, which the upstream must treat as an idempotency
+key (Google RBM lets the client choose the message id): a worker that dies after
+submitting but before recording the answer resubmits, and must not send twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+Channel = Literal["rcs", "sms"]
+ReportStatus = Literal["delivered", "read", "undelivered", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    message_id: int
+    channel: Channel
+    phone: str  # digits only
+    sender: str
+    # RCS: {"text": ...} or {"cards": [...]} as stored (suggestions carry "type"); SMS: {"text": ...}
+    content: dict[str, Any]
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The upstream took the message: it is now `sent`."""
+
+    upstream_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotCapable:
+    """The recipient cannot receive this channel (e.g. no RCS): `undelivered` at once, fallback may follow."""
+
+    reason: str = "not_rcs_user"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A permanent refusal: `failed`, never retried."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TryLater:
+    """A transient problem (timeout, 5xx, connection refused): retried with backoff until validity ends."""
+
+    error: str
+
+
+SubmitResult = Accepted | NotCapable | Rejected | TryLater
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    message_id: int
+    status: ReportStatus
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClickReport:
+    message_id: int
+    text: str
+    postback_data: str | None
+    at: datetime
+
+
+Report = StatusReport | ClickReport
+ReportSink = Callable[[Report], Awaitable[None]]
+
+
+class Connector(Protocol):
+    name: str
+
+    async def submit(self, message: OutboundMessage) -> SubmitResult:
+        """Hand one message to the upstream. Must not raise for upstream trouble: return TryLater."""
+        ...
+
+    async def start(self, sink: ReportSink) -> None:
+        """Begin delivering reports to ``sink`` (background tasks, webhook listeners...)."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class SubmitLog:
+    """Counts submissions per message id; lets tests and crash checks see what reached an upstream."""
+
+    counts: dict[int, int] = field(default_factory=dict)
+
+    def record(self, message_id: int) -> int:
+        self.counts[message_id] = self.counts.get(message_id, 0) + 1
+        return self.counts[message_id]

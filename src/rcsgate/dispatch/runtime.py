@@ -1,0 +1,86 @@
+"""Builds the background machinery of a process: the upstream connector, the dispatcher loops and
+the webhook sender, from settings. `rcsgate serve` runs it beside the API; `rcsgate worker` alone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from rcsgate.clock import Clock
+from rcsgate.config import Settings
+from rcsgate.connectors.base import Connector
+from rcsgate.connectors.simulator import SimulatorConnector
+from rcsgate.dispatch.dispatcher import Dispatcher
+from rcsgate.dispatch.runner import Loop
+from rcsgate.domain.backoff import parse_schedule
+from rcsgate.services.sending import purge_fingerprints
+from rcsgate.store.db import Database
+from rcsgate.webhooks.sender import WebhookSender
+
+
+def build_connector(settings: Settings, clock: Clock) -> Connector:
+    return SimulatorConnector(
+        clock=clock,
+        sent_latency=settings.simulator_sent_latency,
+        delivered_latency=settings.simulator_delivered_latency,
+        read_latency=settings.simulator_read_latency,
+        profile="realistic" if settings.simulator_profile == "realistic" else "deterministic",
+        seed=settings.simulator_seed,
+        zero_latency=settings.simulator_zero_latency,
+    )
+
+
+@dataclass
+class Runtime:
+    connector: Connector
+    dispatcher: Dispatcher
+    webhooks: WebhookSender
+    settings: Settings
+    db: Database
+    clock: Clock
+
+    @classmethod
+    def build(cls, *, settings: Settings, db: Database, clock: Clock, wake: asyncio.Event) -> Runtime:
+        connector = build_connector(settings, clock)
+        dispatcher = Dispatcher(
+            db=db, clock=clock, connector=connector, wake=wake, poll_seconds=settings.worker_poll_seconds
+        )
+        webhooks = WebhookSender(
+            db=db,
+            clock=clock,
+            schedule=parse_schedule(settings.webhook_retry_schedule),
+            allow_private=settings.webhooks_allow_private,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            poll_seconds=settings.worker_poll_seconds,
+        )
+        return cls(
+            connector=connector,
+            dispatcher=dispatcher,
+            webhooks=webhooks,
+            settings=settings,
+            db=db,
+            clock=clock,
+        )
+
+    async def _upstream(self, stop: asyncio.Event) -> None:
+        await self.connector.start(self.dispatcher.on_report)
+        try:
+            await stop.wait()
+        finally:
+            await self.connector.stop()
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await purge_fingerprints(self.db, self.clock, window=self.settings.duplicate_window_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=30)
+
+    def loops(self) -> list[tuple[str, Loop]]:
+        return [
+            ("upstream", self._upstream),
+            ("dispatch-send", self.dispatcher.send_loop),
+            ("dispatch-sweep", self.dispatcher.sweep_loop),
+            ("webhooks", self.webhooks.run),
+            ("housekeeping", self._housekeeping),
+        ]

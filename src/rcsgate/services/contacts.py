@@ -1,0 +1,49 @@
+"""The contact book (minimal until campaigns land): phones an account knows, and which are verified."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rcsgate.clock import Clock
+from rcsgate.domain.errors import InvalidInput, NotFound
+from rcsgate.domain.rcs_content import is_valid_phone
+from rcsgate.store import accounts as account_store
+from rcsgate.store.db import Database
+from rcsgate.store.tables import contacts
+
+
+async def add_missing(conn: AsyncConnection, *, account_id: int, phones: list[str], now: datetime) -> None:
+    """Add phones not yet in the contact book; existing contacts stay as they are."""
+    if not phones:
+        return
+    rows = [{"account_id": account_id, "phone": p, "verified": False, "created_at": now} for p in phones]
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    await conn.execute(
+        insert(contacts).values(rows).on_conflict_do_nothing(index_elements=["account_id", "phone"])
+    )
+
+
+async def is_verified(conn: AsyncConnection, *, account_id: int, phone: str) -> bool:
+    query = select(contacts.c.verified).where(contacts.c.account_id == account_id, contacts.c.phone == phone)
+    return bool((await conn.execute(query)).scalar_one_or_none())
+
+
+async def verify(db: Database, clock: Clock, *, account_id: int, phone: str) -> None:
+    """Mark a phone as a verified contact of the account (test mode may message only these)."""
+    phone = phone.lstrip("+")
+    if not is_valid_phone(phone):
+        raise InvalidInput.field("phone", "The phone must be 9 to 15 digits.")
+    async with db.write() as conn:
+        if await account_store.get_account(conn, account_id) is None:
+            raise NotFound(f"Account {account_id} was not found.")
+        await add_missing(conn, account_id=account_id, phones=[phone], now=clock.now())
+        await conn.execute(
+            update(contacts)
+            .where(contacts.c.account_id == account_id, contacts.c.phone == phone)
+            .values(verified=True)
+        )

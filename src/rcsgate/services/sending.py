@@ -1,0 +1,318 @@
+"""Accepting a single RCS send: every rule of the contract, then one transaction that stores the
+message, its event, its reservation and the contact-book entry — or nothing at all."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rcsgate.clock import Clock
+from rcsgate.domain.billing import max_cost
+from rcsgate.domain.errors import InvalidInput, RateLimited, Rejected
+from rcsgate.domain.message_view import MessageView, shown_amount
+from rcsgate.domain.phones import country_of
+from rcsgate.domain.rcs_content import Card, RcsContent, SingleRcsSend
+from rcsgate.domain.records import Account, Principal, RcsAgent
+from rcsgate.domain.sms_segments import count_segments
+from rcsgate.services import contacts
+from rcsgate.services.lifecycle import SmsPlan, is_stop_listed
+from rcsgate.store import accounts as account_store
+from rcsgate.store import messages as store
+from rcsgate.store import senders as sender_store
+from rcsgate.store.db import Database
+from rcsgate.store.tables import account_tariffs, idempotency_keys, prices, request_fingerprints, tariffs
+
+DUPLICATE = "Too many duplicate request detected"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestKey:
+    """How a request is recognised again: a hash of its body, and the client's Idempotency-Key if any."""
+
+    body_hash: str
+    idempotency_key: str | None
+
+
+def content_json(content: RcsContent) -> dict[str, Any]:
+    """The options as stored and shown: suggestions always carry their type (the SDK requires it)."""
+    if content.text is not None:
+        return {"text": content.text}
+    return {"cards": [_card_json(card) for card in content.cards]}
+
+
+def _card_json(card: Card) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if card.title is not None:
+        out["title"] = card.title
+    if card.text is not None:
+        out["text"] = card.text
+    if card.media is not None:
+        out["media"] = {"url": card.media.url}
+    if card.suggestions:
+        out["suggestions"] = [
+            {
+                "type": s.kind,
+                "text": s.text,
+                **({"url": s.url} if s.url is not None else {}),
+                **({"phone": s.phone} if s.phone is not None else {}),
+                **({"postback_data": s.postback_data} if s.postback_data is not None else {}),
+            }
+            for s in card.suggestions
+        ]
+    return out
+
+
+async def _tariff_id(conn: AsyncConnection, account_id: int, code: int | None) -> int:
+    own = (
+        await conn.execute(select(account_tariffs).where(account_tariffs.c.account_id == account_id))
+    ).all()
+    if code is not None:
+        query = select(tariffs.c.id, tariffs.c.is_default).where(
+            tariffs.c.code == code, tariffs.c.is_active.is_(True)
+        )
+        row = (await conn.execute(query)).first()
+        allowed = row is not None and (
+            any(o.tariff_id == row.id for o in own) or (not own and row.is_default)
+        )
+        if row is None or not allowed:
+            raise Rejected("Tariff was not found")
+        return int(row.id)
+    for link in own:
+        if link.is_default:
+            return int(link.tariff_id)
+    query = select(tariffs.c.id).where(tariffs.c.is_default.is_(True), tariffs.c.is_active.is_(True))
+    default = (await conn.execute(query)).scalar_one_or_none()
+    if default is None:
+        raise Rejected("Tariff was not found")
+    return int(default)
+
+
+async def price_of(
+    conn: AsyncConnection, *, tariff_id: int, channel: str, kind: str, country: str
+) -> int | None:
+    query = select(prices.c.price).where(
+        and_(
+            prices.c.tariff_id == tariff_id,
+            prices.c.channel == channel,
+            prices.c.kind == kind,
+            prices.c.country == country,
+        )
+    )
+    value = (await conn.execute(query)).scalar_one_or_none()
+    return int(value) if value is not None else None
+
+
+async def _replay(
+    conn: AsyncConnection, account_id: int, key: RequestKey, now: datetime, window: float
+) -> MessageView | None:
+    if key.idempotency_key is not None:
+        row = (
+            await conn.execute(
+                select(idempotency_keys).where(
+                    idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key.idempotency_key
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.body_hash != key.body_hash:
+            raise InvalidInput.field(
+                "Idempotency-Key", "The Idempotency-Key was already used with a different request body."
+            )
+        return MessageView.from_json(row.response)
+    seen = (
+        await conn.execute(
+            select(request_fingerprints.c.created_at).where(
+                request_fingerprints.c.account_id == account_id,
+                request_fingerprints.c.body_hash == key.body_hash,
+            )
+        )
+    ).scalar_one_or_none()
+    if seen is not None and now - seen < timedelta(seconds=window):
+        retry_after = max(1, int((seen + timedelta(seconds=window) - now).total_seconds()) + 1)
+        raise RateLimited(DUPLICATE, retry_after=retry_after)
+    return None
+
+
+async def _remember(
+    conn: AsyncConnection, account_id: int, key: RequestKey, view: MessageView, now: datetime
+) -> None:
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    stmt = insert(request_fingerprints).values(account_id=account_id, body_hash=key.body_hash, created_at=now)
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=["account_id", "body_hash"], set_={"created_at": now})
+    )
+    if key.idempotency_key is not None:
+        await conn.execute(
+            idempotency_keys.insert().values(
+                account_id=account_id,
+                key=key.idempotency_key,
+                body_hash=key.body_hash,
+                status_code=200,
+                response=view.to_json(),
+                created_at=now,
+            )
+        )
+
+
+async def _agent(conn: AsyncConnection, account: Account, name: str, test_mode: bool) -> RcsAgent:
+    agent = await sender_store.get_agent_by_name(conn, account.id, name)
+    # Test mode may use only the test agent, and the test agent only serves test mode.
+    if agent is None or agent.status != "active" or agent.is_test != test_mode:
+        raise InvalidInput.field("sender", "The selected sender is invalid.")
+    return agent
+
+
+async def send_single(
+    db: Database,
+    clock: Clock,
+    *,
+    principal: Principal,
+    request: SingleRcsSend,
+    key: RequestKey,
+    duplicate_window: float,
+) -> MessageView:
+    phone = request.recipient.number
+    reference = request.recipient.reference_id
+    country = country_of(phone)
+    try:
+        async with db.write() as conn:
+            now = clock.now()
+            account = await account_store.get_account(conn, principal.account_id, for_update=not db.is_sqlite)
+            assert account is not None
+            replayed = await _replay(conn, account.id, key, now, duplicate_window)
+            if replayed is not None:
+                return replayed
+            test_mode = principal.mode == "test" or account.mode == "test"
+            agent = await _agent(conn, account, request.sender, test_mode)
+            if test_mode and not await contacts.is_verified(conn, account_id=account.id, phone=phone):
+                raise InvalidInput.field(
+                    "phone.number",
+                    "In test mode messages go only to verified contacts (rcsgate contacts verify).",
+                )
+            if reference and await store.reference_taken(conn, account_id=account.id, reference_id=reference):
+                raise InvalidInput.field(
+                    "phone.reference_id", "The phone.reference id has already been taken."
+                )
+            tariff_id = await _tariff_id(conn, account.id, request.tariff_code)
+
+            kind = request.content.kind
+            fail_reason: str | None = None
+            if country != agent.country:
+                fail_reason = "country"
+            elif request.check_stop_list and await is_stop_listed(
+                conn, account_id=account.id, phone=phone, list_type="rcs"
+            ):
+                fail_reason = "stop_list"
+
+            price = 0
+            plan: SmsPlan | None = None
+            if fail_reason is None:
+                assert country is not None
+                rcs_price = await price_of(
+                    conn, tariff_id=tariff_id, channel="rcs", kind=kind, country=country
+                )
+                if rcs_price is None:
+                    raise InvalidInput.field("phone.number", f"The tariff has no RCS price for {country}.")
+                price = rcs_price
+                alt = request.sms_alternative
+                if alt is not None:
+                    unit = await price_of(
+                        conn, tariff_id=tariff_id, channel="sms", kind="sms", country=country
+                    )
+                    if unit is None:
+                        raise InvalidInput.field(
+                            "alternative_channel.sms", f"The tariff has no SMS price for {country}."
+                        )
+                    plan = SmsPlan(
+                        sender=alt.sender,
+                        text=alt.text,
+                        validity_seconds=alt.validity_seconds,
+                        check_stop_list=alt.check_stop_list,
+                        parts=count_segments(alt.text).parts,
+                        unit_price=unit,
+                    )
+
+            status = "failed" if fail_reason else "accepted"
+            message_id = await store.insert_message(
+                conn,
+                account_id=account.id,
+                campaign_id=None,
+                parent_id=None,
+                type="rcs",
+                source="rest",
+                reference_id=reference,
+                phone=phone,
+                country=country,
+                sender=agent.name,
+                agent_id=agent.id,
+                kind=kind,
+                content=json.dumps(content_json(request.content)),
+                sms_alternative=plan.to_json() if plan else None,
+                parts=None,
+                status=status,
+                fail_reason=fail_reason,
+                validity_seconds=request.validity_seconds,
+                expires_at=now + timedelta(seconds=request.validity_seconds),
+                callback_url=request.callback_url,
+                check_stop_list=request.check_stop_list,
+                tariff_id=tariff_id,
+                price=price,
+                priority=0,
+                due_at=None if fail_reason else now,
+                created_at=now,
+                finished_at=now if fail_reason else None,
+            )
+            await store.insert_event(
+                conn, message_id=message_id, from_status=None, status=status, at=now, detail=fail_reason
+            )
+            if fail_reason is None:
+                amount = max_cost(
+                    rcs_price=price,
+                    sms_unit_price=plan.unit_price if plan else None,
+                    sms_parts=plan.parts if plan else 0,
+                )
+                if not await store.reserve(
+                    conn, account_id=account.id, message_id=message_id, amount=amount, now=now
+                ):
+                    raise Rejected("Insufficient funds")
+            if request.add_to_contact_book:
+                await contacts.add_missing(conn, account_id=account.id, phones=[phone], now=now)
+            view = MessageView(
+                id=message_id,
+                reference_id=reference,
+                type="rcs",
+                phone=phone,
+                status=status,
+                validity_seconds=request.validity_seconds,
+                amount_units=shown_amount(status=status, price=price, charged=0),
+                currency=account.currency,
+                sender=agent.name,
+                created_at=now,
+                sent_at=None,
+                delivered_at=None,
+                timezone=account.timezone,
+            )
+            await _remember(conn, account.id, key, view, now)
+            return view
+    except IntegrityError as exc:
+        # Two identical requests raced past the checks above; the unique indexes decide.
+        if reference and "reference" in str(exc.orig).lower():
+            raise InvalidInput.field(
+                "phone.reference_id", "The phone.reference id has already been taken."
+            ) from exc
+        raise RateLimited(DUPLICATE) from exc
+
+
+async def purge_fingerprints(db: Database, clock: Clock, *, window: float) -> None:
+    cutoff = clock.now() - timedelta(seconds=window)
+    async with db.write() as conn:
+        await conn.execute(request_fingerprints.delete().where(request_fingerprints.c.created_at < cutoff))

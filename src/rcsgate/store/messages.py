@@ -1,0 +1,262 @@
+"""Queries on messages, their events, reservations and the webhook outbox.
+
+Every status change goes through ``move``: an UPDATE guarded by the old status (compare-and-set)
+plus its event row, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rcsgate.domain.message_states import can_move
+from rcsgate.store.tables import accounts, ledger_entries, message_events, messages, webhook_deliveries
+
+
+async def insert_message(conn: AsyncConnection, **values: Any) -> int:
+    result = await conn.execute(insert(messages).values(**values).returning(messages.c.id))
+    return int(result.scalar_one())
+
+
+async def insert_event(
+    conn: AsyncConnection,
+    *,
+    message_id: int,
+    from_status: str | None,
+    status: str,
+    at: datetime,
+    detail: str | None,
+) -> None:
+    await conn.execute(
+        insert(message_events).values(
+            message_id=message_id, from_status=from_status, status=status, at=at, detail=detail
+        )
+    )
+
+
+async def get(conn: AsyncConnection, message_id: int, *, for_update: bool = False) -> Row[Any] | None:
+    query = select(messages).where(messages.c.id == message_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await conn.execute(query)).first()
+
+
+async def move(
+    conn: AsyncConnection,
+    *,
+    message_id: int,
+    old: str,
+    new: str,
+    at: datetime,
+    detail: str | None = None,
+    **values: Any,
+) -> bool:
+    """Compare-and-set ``old`` → ``new``; False (and nothing written) when the message is no longer ``old``."""
+    if not can_move(old, new):
+        raise ValueError(f"illegal transition {old} -> {new}")
+    result = await conn.execute(
+        update(messages)
+        .where(messages.c.id == message_id, messages.c.status == old)
+        .values(status=new, **values)
+    )
+    if result.rowcount != 1:
+        return False
+    await insert_event(conn, message_id=message_id, from_status=old, status=new, at=at, detail=detail)
+    return True
+
+
+async def reserve(
+    conn: AsyncConnection, *, account_id: int, message_id: int, amount: int, now: datetime
+) -> bool:
+    """Reserve ``amount`` if balance + credit - reserved covers it; False when funds are short."""
+    if amount <= 0:
+        return True
+    result = await conn.execute(
+        update(accounts)
+        .where(
+            accounts.c.id == account_id,
+            accounts.c.balance + accounts.c.credit_limit - accounts.c.reserved >= amount,
+        )
+        .values(reserved=accounts.c.reserved + amount)
+        .returning(accounts.c.balance)
+    )
+    balance = result.scalar_one_or_none()
+    if balance is None:
+        return False
+    await _ledger(conn, account_id, message_id, "reserve", amount, int(balance), now)
+    await conn.execute(update(messages).where(messages.c.id == message_id).values(reserved=amount))
+    return True
+
+
+async def take_over_reservation(
+    conn: AsyncConnection, *, account_id: int, message_id: int, amount: int, now: datetime
+) -> None:
+    """Record ``amount`` of an existing reservation as this (fallback) message's own."""
+    balance = await _balance(conn, account_id)
+    await _ledger(conn, account_id, message_id, "reserve", amount, balance, now)
+    await conn.execute(update(messages).where(messages.c.id == message_id).values(reserved=amount))
+
+
+async def settle(
+    conn: AsyncConnection,
+    *,
+    account_id: int,
+    message_id: int,
+    charge: int,
+    release: int,
+    transfer: int,
+    now: datetime,
+) -> None:
+    """Close a message's reservation: charge part of it, release the rest, keep ``transfer`` for its fallback."""
+    if charge == release == transfer == 0:
+        return
+    result = await conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(balance=accounts.c.balance - charge, reserved=accounts.c.reserved - charge - release)
+        .returning(accounts.c.balance)
+    )
+    balance = int(result.scalar_one())
+    if charge:
+        await _ledger(conn, account_id, message_id, "charge", -charge, balance, now)
+    if release or transfer:
+        # The release closes the whole reservation; a transfer reappears as the fallback's own reserve.
+        await _ledger(conn, account_id, message_id, "release", release + transfer, balance, now)
+    await conn.execute(
+        update(messages)
+        .where(messages.c.id == message_id)
+        .values(reserved=0, charged=messages.c.charged + charge)
+    )
+
+
+async def _balance(conn: AsyncConnection, account_id: int) -> int:
+    return int(
+        (await conn.execute(select(accounts.c.balance).where(accounts.c.id == account_id))).scalar_one()
+    )
+
+
+async def _ledger(
+    conn: AsyncConnection,
+    account_id: int,
+    message_id: int,
+    kind: str,
+    amount: int,
+    balance_after: int,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        insert(ledger_entries).values(
+            account_id=account_id,
+            message_id=message_id,
+            kind=kind,
+            amount=amount,
+            balance_after=balance_after,
+            note=None,
+            created_at=now,
+        )
+    )
+
+
+async def enqueue_webhook(
+    conn: AsyncConnection,
+    *,
+    account_id: int,
+    message_id: int | None,
+    kind: str,
+    url: str,
+    body: str,
+    webhook_id: str,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        insert(webhook_deliveries).values(
+            account_id=account_id,
+            message_id=message_id,
+            kind=kind,
+            url=url,
+            body=body,
+            webhook_id=webhook_id,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
+async def claim_due(
+    conn: AsyncConnection, *, now: datetime, lease_until: datetime, limit: int, skip_locked: bool
+) -> list[Row[Any]]:
+    """Take up to ``limit`` due `accepted` messages (single sends first) and mark them `sending` under a lease."""
+    query = (
+        select(messages.c.id)
+        .where(messages.c.status == "accepted", messages.c.due_at <= now)
+        .order_by(messages.c.priority, messages.c.due_at, messages.c.id)
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    ids = [r.id for r in await conn.execute(query)]
+    if not ids:
+        return []
+    claimed = await conn.execute(
+        update(messages)
+        .where(messages.c.id.in_(ids), messages.c.status == "accepted")
+        .values(status="sending", lease_until=lease_until, attempts=messages.c.attempts + 1)
+        .returning(*messages.c)
+    )
+    rows = list(claimed)
+    for row in rows:
+        await insert_event(
+            conn, message_id=row.id, from_status="accepted", status="sending", at=now, detail=None
+        )
+    return rows
+
+
+async def due_for_expiry(conn: AsyncConnection, *, now: datetime, limit: int) -> list[Row[Any]]:
+    query = (
+        select(messages)
+        .where(messages.c.status.in_(("accepted", "sent")), messages.c.expires_at <= now)
+        .order_by(messages.c.expires_at)
+        .limit(limit)
+    )
+    return list(await conn.execute(query))
+
+
+async def lapsed_leases(conn: AsyncConnection, *, now: datetime, limit: int) -> list[Row[Any]]:
+    query = (
+        select(messages.c.id)
+        .where(messages.c.status == "sending", messages.c.lease_until <= now)
+        .order_by(messages.c.lease_until)
+        .limit(limit)
+    )
+    return list(await conn.execute(query))
+
+
+async def sms_children(conn: AsyncConnection, parent_ids: list[int]) -> dict[int, list[int]]:
+    if not parent_ids:
+        return {}
+    rows = await conn.execute(
+        select(messages.c.parent_id, messages.c.id)
+        .where(messages.c.parent_id.in_(parent_ids))
+        .order_by(messages.c.id)
+    )
+    children: dict[int, list[int]] = {}
+    for r in rows:
+        children.setdefault(int(r.parent_id), []).append(int(r.id))
+    return children
+
+
+async def reference_taken(conn: AsyncConnection, *, account_id: int, reference_id: str) -> bool:
+    query = select(func.count()).where(
+        and_(
+            messages.c.account_id == account_id,
+            messages.c.reference_id == reference_id,
+            messages.c.parent_id.is_(None),
+        )
+    )
+    return bool((await conn.execute(query)).scalar_one())
