@@ -4,6 +4,7 @@ set) and a real uvicorn server on a free loopback port, with an injected clock."
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -180,6 +182,8 @@ def make_settings(db_url: str, var_dir: Path, **overrides: Any) -> Settings:
         "var_dir": var_dir,
         "jwt_secret": JWT_SECRET,
         "rate_limit": "1000/second",
+        "webhooks_allow_private": True,
+        "worker_poll_seconds": 0.01,
     }
     values.update(overrides)
     return Settings(**values)
@@ -190,10 +194,11 @@ def server_factory(db_url: str, tmp_path: Path) -> Iterator[Callable[..., LiveSe
     """Start servers on this test's database; settings may be overridden per server."""
     stack: list[ServerThread] = []
 
-    def start(*, clock: ManualClock | None = None, **overrides: Any) -> LiveServer:
+    def start(*, clock: ManualClock | None = None, run_workers: bool = False, **overrides: Any) -> LiveServer:
         clock = clock or ManualClock()
         settings = make_settings(db_url, tmp_path / "var", **overrides)
-        thread = ServerThread(create_app(settings, clock=clock, configure_logs=False)).__enter__()
+        app = create_app(settings, clock=clock, run_workers=run_workers, configure_logs=False)
+        thread = ServerThread(app).__enter__()
         stack.append(thread)
         return LiveServer(f"http://127.0.0.1:{thread.port}", db_url, clock, settings)
 
@@ -205,3 +210,80 @@ def server_factory(db_url: str, tmp_path: Path) -> Iterator[Callable[..., LiveSe
 @pytest.fixture
 def server(server_factory: Callable[..., LiveServer]) -> LiveServer:
     return server_factory()
+
+
+# ------------------------------------------------------------------ webhook receiver
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Receiver:
+    """A real HTTP server on a loopback port that records what it is sent; start() and stop() at will
+    (a stopped receiver refuses connections)."""
+
+    def __init__(self) -> None:
+        self.port = _free_socket_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.received: list[Received] = []
+        self.status = 200
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                receiver.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(receiver.status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def bodies(self) -> list[Any]:
+        return [r.json() for r in self.received]
+
+
+def _free_socket_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+def eventually(check: Callable[[], T], *, timeout: float = 5.0, what: str = "condition") -> T:
+    """Poll (in real time) until ``check`` returns something truthy: the workers run in the server thread."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value {value!r}")
+        time.sleep(0.02)

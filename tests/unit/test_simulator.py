@@ -115,7 +115,7 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
         await asyncio.sleep(0.002)
 
 
-async def settle(sim: SimulatorConnector) -> None:
+async def settle() -> None:
     """Give the background task several ticks, to show that something does *not* happen."""
     await asyncio.sleep(TICK * 10)
 
@@ -130,13 +130,13 @@ async def submit_until_accepted(sim: SimulatorConnector, msg: OutboundMessage) -
     return results
 
 
+def seen_one(report: Report) -> str:
+    return report.status if isinstance(report, StatusReport) else "click"
+
+
 def seen(collector: Collector) -> list[tuple[str, float]]:
     """Reports as (status or 'click', seconds after T0)."""
-    out = []
-    for r in collector.reports:
-        label = r.status if isinstance(r, StatusReport) else "click"
-        out.append((label, round((r.at - T0).total_seconds(), 6)))
-    return out
+    return [(seen_one(r), round((r.at - T0).total_seconds(), 6)) for r in collector.reports]
 
 
 # --------------------------------------------------------------------- outcome table
@@ -176,7 +176,7 @@ def test_outcome_table(
             assert len(results) == 1
         clock.advance(60)
         await wait_for(lambda: len(sink.reports) >= len(expected))
-        await settle(sim)
+        await settle()
         assert seen(sink) == expected
         assert all(r.message_id == 1 for r in sink.reports)
         assert sim.pending == 0
@@ -206,14 +206,14 @@ def test_no_report_before_its_due_time() -> None:
     async def body(sim: SimulatorConnector, clock: ManualClock, sink: Collector) -> None:
         assert await sim.submit(message(1)) == Accepted("sim-1")
         clock.advance(DELIVERED - 0.001)
-        await settle(sim)
+        await settle()
         assert sink.reports == []
         clock.advance(0.002)
         await wait_for(lambda: len(sink.reports) == 1)
         assert sink.reports == [StatusReport(1, "delivered", T0 + timedelta(seconds=DELIVERED))]
 
         clock.advance(READ - DELIVERED - 0.002)  # 1 ms before the read is due
-        await settle(sim)
+        await settle()
         assert len(sink.reports) == 1
         clock.advance(0.001)  # exactly due: now >= due fires
         await wait_for(lambda: len(sink.reports) == 2)
@@ -251,10 +251,6 @@ def test_due_order_across_messages_and_ties_in_scheduling_order() -> None:
         ]
 
     run_sim(body, read_latency=0)
-
-
-def seen_one(report: Report) -> str:
-    return report.status if isinstance(report, StatusReport) else "click"
 
 
 def test_delivered_before_read_even_when_both_due_at_once() -> None:
@@ -320,7 +316,7 @@ def test_resubmit_is_idempotent() -> None:
         assert sim.pending == 3
         clock.advance(60)
         await wait_for(lambda: len(sink.reports) == 3)
-        await settle(sim)
+        await settle()
         # Reports keep the timing of the first submission.
         assert seen(sink) == [("delivered", DELIVERED), ("read", READ), ("click", CLICK)]
 
@@ -383,7 +379,7 @@ def test_click_only_when_there_is_a_first_suggestion(
         await sim.submit(message(9, "9994", content=content))
         clock.advance(60)
         await wait_for(lambda: len(sink.reports) >= 2)
-        await settle(sim)
+        await settle()
         clicks = [r for r in sink.reports if isinstance(r, ClickReport)]
         if expected is None:
             assert clicks == []
@@ -404,7 +400,7 @@ def test_sink_exception_is_retried_on_a_later_tick() -> None:
         await sim.submit(message(1))
         clock.advance(60)
         await wait_for(lambda: len(sink.reports) == 2)
-        await settle(sim)
+        await settle()
         # The failing delivered report was retried in place: order kept, nothing duplicated.
         assert seen(sink) == [("delivered", DELIVERED), ("read", READ)]
         assert sink.calls == 4
@@ -447,7 +443,7 @@ def test_stop_drops_pending_reports_and_can_restart() -> None:
         assert sim.pending == 0
         clock.advance(60)
         await sim.start(sink)
-        await settle(sim)
+        await settle()
         assert sink.reports == []
         # The upstream still remembers what it accepted.
         assert await sim.submit(message(1)) == Accepted("sim-1")
