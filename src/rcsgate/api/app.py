@@ -22,7 +22,7 @@ from .context import AppContext
 from .errors import install_error_handlers
 from .middleware import RequestContextMiddleware
 from .rate_limit import AccountRateLimiter
-from .routers import accounts, auth, health, messages
+from .routers import accounts, auth, campaigns, contact_book, health, messages
 
 DESCRIPTION = """
 rcsgate: RCS business messaging with SMS fallback, wire-compatible with the RCS part of BSG One-API.
@@ -79,6 +79,8 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(accounts.router)
     app.include_router(messages.router)
+    app.include_router(campaigns.router)
+    app.include_router(contact_book.router)
     app.include_router(health.router)
     _hoist_request_schemas(app)
     return app

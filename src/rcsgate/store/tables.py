@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -109,8 +110,13 @@ rcs_agents = Table(
     Column("country", String(2), nullable=False),
     Column("status", String(16), nullable=False, server_default="registering"),
     Column("is_test", Boolean, nullable=False, server_default="0"),
+    # Messages per second across all workers; null is unlimited. A token bucket holding one second's worth.
+    Column("send_rate", Integer, nullable=True),
+    Column("rate_tokens", Float, nullable=False, server_default="0"),
+    Column("rate_updated_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     CheckConstraint("status IN ('active', 'blocked', 'registering')", name="status"),
+    CheckConstraint("send_rate IS NULL OR send_rate > 0", name="send_rate"),
     UniqueConstraint("account_id", "name", name="uq_rcs_agents_account_name"),
 )
 
@@ -191,8 +197,60 @@ contacts = Table(
     Column("phone", String(15), nullable=False),
     # Test-mode accounts may message only verified contacts.
     Column("verified", Boolean, nullable=False, server_default="0"),
+    # Custom field values as JSON: [{"id": <field id>, "value": "..."}].
+    Column("fields", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("account_id", "phone", name="uq_contacts_account_phone"),
+)
+
+contact_groups = Table(
+    "contact_groups",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("description", String(255), nullable=True),
+    Column("is_default", Boolean, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_contact_groups_account_id", "account_id"),
+)
+
+contact_group_members = Table(
+    "contact_group_members",
+    metadata,
+    Column("group_id", BigInteger, ForeignKey("contact_groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", BigInteger, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_contact_group_members_contact_id", "contact_id"),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("sender", String(40), nullable=False),
+    Column("agent_id", BigInteger, nullable=False),
+    Column("message_type", String(8), nullable=False, server_default="rcs"),
+    Column("source", String(8), nullable=False, server_default="rest"),
+    Column("status", String(12), nullable=False),
+    # Why a campaign is paused (funds), for operators.
+    Column("status_reason", String(50), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("tariff_id", BigInteger, nullable=True),
+    Column("calculated_price", BigInteger, nullable=False, server_default="0"),
+    Column("total_phones", Integer, nullable=False, server_default="0"),
+    Column("has_sms_alternative", Boolean, nullable=False, server_default="0"),
+    Column("start_at", UtcDateTime, nullable=True),
+    Column("real_start_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint(
+        "status IN ('creation', 'scheduled', 'sending', 'done', 'paused', 'stopped', 'spam', 'moderation')",
+        name="status",
+    ),
+    Index("ix_campaigns_account_id_id", "account_id", "id"),
+    Index("ix_campaigns_status", "status"),
 )
 
 stop_list = Table(
@@ -256,6 +314,8 @@ messages = Table(
     Index("ix_messages_account_id_created_at", "account_id", "created_at"),
     Index("ix_messages_account_id_reference_id", "account_id", "reference_id"),
     Index("ix_messages_account_id_campaign_id", "account_id", "campaign_id"),
+    # Campaign statistics are GROUP BYs over this index alone: exact at every moment, and cheap.
+    Index("ix_messages_campaign_id_type_status", "campaign_id", "type", "status", "fail_reason"),
     Index("ix_messages_account_id_phone", "account_id", "phone"),
     Index("ix_messages_account_id_delivered_at", "account_id", "delivered_at"),
     Index("ix_messages_status_due_at", "status", "due_at"),
