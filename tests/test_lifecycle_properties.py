@@ -22,6 +22,7 @@ from rcsgate.domain.rcs_content import RcsContent, Recipient, SingleRcsSend, Sms
 from rcsgate.domain.records import Principal
 from rcsgate.services import dispatching, sending
 from rcsgate.services.demo import ensure_demo
+from rcsgate.services.repeats import RequestKey
 from rcsgate.store.db import Database
 from rcsgate.store.tables import accounts, ledger_entries, message_events, messages
 
@@ -83,7 +84,7 @@ async def _run(path: Path, plan: list[Step]) -> None:
                         clock,
                         principal=principal,
                         request=request,
-                        key=sending.RequestKey(body_hash=uuid.uuid4().hex, idempotency_key=None),
+                        key=RequestKey(body_hash=uuid.uuid4().hex, idempotency_key=None),
                         duplicate_window=10,
                     )
                     sent_ids.append(view.id)

@@ -487,6 +487,25 @@ def agents_set_status(agent_id: int, status: str, as_json: JsonFlag = False) -> 
     emit(agent, as_json, f"agent #{agent.id} {agent.name} is {agent.status}")
 
 
+@agents_app.command("set-rate")
+def agents_set_rate(
+    agent_id: int,
+    rate: Annotated[
+        str, typer.Argument(help="Messages per second across all workers, or 'none' for unlimited.")
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Limit how fast an agent sends (shared by every worker process)."""
+    from rcsgate.services import senders
+
+    try:
+        value = None if rate.lower() in ("none", "unlimited") else int(rate)
+    except ValueError as exc:
+        raise fail("rate must be a whole number of messages per second, or 'none'") from exc
+    agent = run(lambda db: senders.set_send_rate(db, agent_id=agent_id, rate=value))
+    emit(agent, as_json, f"agent #{agent.id} {agent.name}: {agent.send_rate or 'unlimited'} messages/s")
+
+
 @senders_app.command("create")
 def senders_create(
     account_id: int,

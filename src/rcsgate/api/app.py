@@ -58,7 +58,11 @@ def create_app(
         )
         app.state.ctx = ctx
         loops = (
-            Runtime.build(settings=settings, db=db, clock=clock, wake=ctx.wake).loops() if run_workers else []
+            Runtime.build(
+                settings=settings, db=db, clock=clock, wake=ctx.wake, sweep_wake=ctx.sweep_wake
+            ).loops()
+            if run_workers
+            else []
         )
         workers = Workers(loops=loops)
         workers.start()

@@ -24,6 +24,7 @@ class AppContext:
     limiter: AccountRateLimiter
     # Set after accepting a message so an in-process dispatcher starts at once instead of at its next poll.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    sweep_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def get_context(request: Request) -> AppContext:

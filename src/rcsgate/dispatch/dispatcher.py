@@ -10,9 +10,9 @@ import asyncio
 import contextlib
 
 from rcsgate.clock import Clock
-from rcsgate.connectors.base import Connector, OutboundMessage, Report, TryLater
+from rcsgate.connectors.base import Connector, OutboundMessage, Report, SubmitResult, TryLater
 from rcsgate.logging_setup import get_logger
-from rcsgate.services import dispatching
+from rcsgate.services import campaigns, dispatching
 from rcsgate.store.db import Database
 
 log = get_logger("rcsgate.dispatch")
@@ -26,6 +26,7 @@ class Dispatcher:
         clock: Clock,
         connector: Connector,
         wake: asyncio.Event,
+        sweep_wake: asyncio.Event | None = None,
         batch_size: int = 200,
         lease_seconds: float = 60.0,
         poll_seconds: float = 0.05,
@@ -35,6 +36,8 @@ class Dispatcher:
         self.clock = clock
         self.connector = connector
         self.wake = wake
+        # Set when a campaign is created, so an instant campaign starts now rather than at the next sweep.
+        self.sweep_wake = sweep_wake or asyncio.Event()
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
@@ -46,26 +49,31 @@ class Dispatcher:
                 self.db, self.clock, limit=self.batch_size, lease_seconds=self.lease_seconds
             )
             if batch:
-                await asyncio.gather(*(self._send(message) for message in batch))
+                results = await asyncio.gather(*(self._submit(message) for message in batch))
+                await dispatching.record_submits(
+                    self.db,
+                    self.clock,
+                    outcomes=list(zip(batch, results, strict=True)),
+                    upstream=self.connector.name,
+                )
                 continue
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
 
-    async def _send(self, message: OutboundMessage) -> None:
+    async def _submit(self, message: OutboundMessage) -> SubmitResult:
         try:
-            result = await self.connector.submit(message)
+            return await self.connector.submit(message)
         except Exception as exc:  # a connector bug must not leave the message claimed until its lease lapses
             log.error(
                 "connector_error", message_id=message.message_id, error=type(exc).__name__, exc_info=exc
             )
-            result = TryLater(error=f"connector error: {type(exc).__name__}")
-        await dispatching.record_submit(
-            self.db, self.clock, message=message, result=result, upstream=self.connector.name
-        )
+            return TryLater(error=f"connector error: {type(exc).__name__}")
 
     async def sweep_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            if await campaigns.tick(self.db, self.clock):
+                self.wake.set()
             expired = await dispatching.expire_due(self.db, self.clock)
             reclaimed = await dispatching.reclaim_lapsed(self.db, self.clock)
             if reclaimed:
@@ -73,8 +81,9 @@ class Dispatcher:
                 self.wake.set()
             if expired:
                 self.wake.set()  # fallbacks may be waiting
+            self.sweep_wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.sweep_seconds)
+                await asyncio.wait_for(self.sweep_wake.wait(), timeout=self.sweep_seconds)
 
     async def on_report(self, report: Report) -> None:
         changed = await dispatching.apply_report(self.db, self.clock, report)

@@ -14,7 +14,7 @@ from rcsgate.connectors.simulator import SimulatorConnector
 from rcsgate.dispatch.dispatcher import Dispatcher
 from rcsgate.dispatch.runner import Loop
 from rcsgate.domain.backoff import parse_schedule
-from rcsgate.services.sending import purge_fingerprints
+from rcsgate.services.repeats import purge_fingerprints
 from rcsgate.store.db import Database
 from rcsgate.webhooks.sender import WebhookSender
 
@@ -41,10 +41,23 @@ class Runtime:
     clock: Clock
 
     @classmethod
-    def build(cls, *, settings: Settings, db: Database, clock: Clock, wake: asyncio.Event) -> Runtime:
+    def build(
+        cls,
+        *,
+        settings: Settings,
+        db: Database,
+        clock: Clock,
+        wake: asyncio.Event,
+        sweep_wake: asyncio.Event | None = None,
+    ) -> Runtime:
         connector = build_connector(settings, clock)
         dispatcher = Dispatcher(
-            db=db, clock=clock, connector=connector, wake=wake, poll_seconds=settings.worker_poll_seconds
+            db=db,
+            clock=clock,
+            connector=connector,
+            wake=wake,
+            sweep_wake=sweep_wake,
+            poll_seconds=settings.worker_poll_seconds,
         )
         webhooks = WebhookSender(
             db=db,

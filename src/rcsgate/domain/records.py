@@ -69,6 +69,7 @@ class RcsAgent:
     status: str
     is_test: bool
     created_at: datetime
+    send_rate: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from rcsgate.domain.message_states import WEBHOOK_STATUSES
 from rcsgate.domain.webhook_payloads import click_payload, encode, status_payload
 from rcsgate.store import accounts as account_store
 from rcsgate.store import messages as store
-from rcsgate.store.tables import stop_list
+from rcsgate.store.tables import campaigns, stop_list
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +113,15 @@ async def transition(
         data["charged"] = msg.charged + s.charge
     elif new in ("undelivered", "expired", "failed"):
         plan = SmsPlan.from_json(msg.sms_alternative) if msg.sms_alternative and new != "failed" else None
-        sendable = plan is not None and not (
-            plan.check_stop_list
-            and await is_stop_listed(conn, account_id=msg.account_id, phone=msg.phone, list_type="sms")
-        )
+        blocked_by: str | None = None
+        if plan is not None:
+            if msg.campaign_id is not None and await _campaign_stopped(conn, msg.campaign_id):
+                blocked_by = "stopped"
+            elif plan.check_stop_list and await is_stop_listed(
+                conn, account_id=msg.account_id, phone=msg.phone, list_type="sms"
+            ):
+                blocked_by = "stop_list"
+        sendable = plan is not None and blocked_by is None
         s = settle_unsuccessful(reserved=msg.reserved, fallback_cost=plan.cost if plan and sendable else None)
         await store.settle(
             conn,
@@ -128,16 +133,28 @@ async def transition(
             now=now,
         )
         if plan is not None:
-            await _create_fallback(conn, msg, plan, sendable=sendable, reserved=s.transfer, now=now)
+            await _create_fallback(conn, msg, plan, blocked_by=blocked_by, reserved=s.transfer, now=now)
 
     if new in WEBHOOK_STATUSES:
         await enqueue_status_webhook(conn, data, now)
     return True
 
 
+async def _campaign_stopped(conn: AsyncConnection, campaign_id: int) -> bool:
+    query = select(campaigns.c.status).where(campaigns.c.id == campaign_id)
+    return (await conn.execute(query)).scalar_one_or_none() == "stopped"
+
+
 async def _create_fallback(
-    conn: AsyncConnection, parent: Row[Any], plan: SmsPlan, *, sendable: bool, reserved: int, now: datetime
+    conn: AsyncConnection,
+    parent: Row[Any],
+    plan: SmsPlan,
+    *,
+    blocked_by: str | None,
+    reserved: int,
+    now: datetime,
 ) -> None:
+    sendable = blocked_by is None
     status = "accepted" if sendable else "failed"
     values: dict[str, Any] = {
         "account_id": parent.account_id,
@@ -155,7 +172,7 @@ async def _create_fallback(
         "sms_alternative": None,
         "parts": plan.parts,
         "status": status,
-        "fail_reason": None if sendable else "stop_list",
+        "fail_reason": blocked_by,
         "validity_seconds": plan.validity_seconds,
         "expires_at": now + timedelta(seconds=plan.validity_seconds),
         "callback_url": parent.callback_url,

@@ -105,3 +105,15 @@ async def create_sender(
 async def list_senders(db: Database, *, account_id: int | None = None) -> list[SmsSender]:
     async with db.read() as conn:
         return await store.list_senders(conn, account_id)
+
+
+async def set_send_rate(db: Database, *, agent_id: int, rate: int | None) -> RcsAgent:
+    """Messages per second this agent may send across all workers (None: unlimited)."""
+    if rate is not None and rate <= 0:
+        raise InvalidInput.field("rate", "The rate must be a positive number of messages per second.")
+    async with db.write() as conn:
+        if not await store.set_send_rate(conn, agent_id, rate):
+            raise NotFound(f"RCS agent {agent_id} was not found.")
+        agent = await store.get_agent(conn, agent_id)
+    assert agent is not None
+    return agent

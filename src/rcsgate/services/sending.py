@@ -4,13 +4,10 @@ message, its event, its reservation and the contact-book entry — or nothing at
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,21 +21,12 @@ from rcsgate.domain.records import Account, Principal, RcsAgent
 from rcsgate.domain.sms_segments import count_segments
 from rcsgate.services import contacts
 from rcsgate.services.lifecycle import SmsPlan, is_stop_listed
+from rcsgate.services.repeats import DUPLICATE, RequestKey, earlier_answer, remember
 from rcsgate.store import accounts as account_store
 from rcsgate.store import messages as store
 from rcsgate.store import senders as sender_store
 from rcsgate.store.db import Database
-from rcsgate.store.tables import account_tariffs, idempotency_keys, prices, request_fingerprints, tariffs
-
-DUPLICATE = "Too many duplicate request detected"
-
-
-@dataclass(frozen=True, slots=True)
-class RequestKey:
-    """How a request is recognised again: a hash of its body, and the client's Idempotency-Key if any."""
-
-    body_hash: str
-    idempotency_key: str | None
+from rcsgate.store.tables import account_tariffs, prices, tariffs
 
 
 def content_json(content: RcsContent) -> dict[str, Any]:
@@ -70,7 +58,7 @@ def _card_json(card: Card) -> dict[str, Any]:
     return out
 
 
-async def _tariff_id(conn: AsyncConnection, account_id: int, code: int | None) -> int:
+async def tariff_for(conn: AsyncConnection, account_id: int, code: int | None) -> int:
     own = (
         await conn.execute(select(account_tariffs).where(account_tariffs.c.account_id == account_id))
     ).all()
@@ -110,60 +98,7 @@ async def price_of(
     return int(value) if value is not None else None
 
 
-async def _replay(
-    conn: AsyncConnection, account_id: int, key: RequestKey, now: datetime, window: float
-) -> MessageView | None:
-    if key.idempotency_key is not None:
-        row = (
-            await conn.execute(
-                select(idempotency_keys).where(
-                    idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key.idempotency_key
-                )
-            )
-        ).first()
-        if row is None:
-            return None
-        if row.body_hash != key.body_hash:
-            raise InvalidInput.field(
-                "Idempotency-Key", "The Idempotency-Key was already used with a different request body."
-            )
-        return MessageView.from_json(row.response)
-    seen = (
-        await conn.execute(
-            select(request_fingerprints.c.created_at).where(
-                request_fingerprints.c.account_id == account_id,
-                request_fingerprints.c.body_hash == key.body_hash,
-            )
-        )
-    ).scalar_one_or_none()
-    if seen is not None and now - seen < timedelta(seconds=window):
-        retry_after = max(1, int((seen + timedelta(seconds=window) - now).total_seconds()) + 1)
-        raise RateLimited(DUPLICATE, retry_after=retry_after)
-    return None
-
-
-async def _remember(
-    conn: AsyncConnection, account_id: int, key: RequestKey, view: MessageView, now: datetime
-) -> None:
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    stmt = insert(request_fingerprints).values(account_id=account_id, body_hash=key.body_hash, created_at=now)
-    await conn.execute(
-        stmt.on_conflict_do_update(index_elements=["account_id", "body_hash"], set_={"created_at": now})
-    )
-    if key.idempotency_key is not None:
-        await conn.execute(
-            idempotency_keys.insert().values(
-                account_id=account_id,
-                key=key.idempotency_key,
-                body_hash=key.body_hash,
-                status_code=200,
-                response=view.to_json(),
-                created_at=now,
-            )
-        )
-
-
-async def _agent(conn: AsyncConnection, account: Account, name: str, test_mode: bool) -> RcsAgent:
+async def agent_for(conn: AsyncConnection, account: Account, name: str, test_mode: bool) -> RcsAgent:
     agent = await sender_store.get_agent_by_name(conn, account.id, name)
     # Test mode may use only the test agent, and the test agent only serves test mode.
     if agent is None or agent.status != "active" or agent.is_test != test_mode:
@@ -188,11 +123,13 @@ async def send_single(
             now = clock.now()
             account = await account_store.get_account(conn, principal.account_id, for_update=not db.is_sqlite)
             assert account is not None
-            replayed = await _replay(conn, account.id, key, now, duplicate_window)
+            replayed = await earlier_answer(
+                conn, account_id=account.id, key=key, now=now, window=duplicate_window
+            )
             if replayed is not None:
-                return replayed
+                return MessageView.from_json(replayed)
             test_mode = principal.mode == "test" or account.mode == "test"
-            agent = await _agent(conn, account, request.sender, test_mode)
+            agent = await agent_for(conn, account, request.sender, test_mode)
             if test_mode and not await contacts.is_verified(conn, account_id=account.id, phone=phone):
                 raise InvalidInput.field(
                     "phone.number",
@@ -202,7 +139,7 @@ async def send_single(
                 raise InvalidInput.field(
                     "phone.reference_id", "The phone.reference id has already been taken."
                 )
-            tariff_id = await _tariff_id(conn, account.id, request.tariff_code)
+            tariff_id = await tariff_for(conn, account.id, request.tariff_code)
 
             kind = request.content.kind
             fail_reason: str | None = None
@@ -301,7 +238,7 @@ async def send_single(
                 delivered_at=None,
                 timezone=account.timezone,
             )
-            await _remember(conn, account.id, key, view, now)
+            await remember(conn, account_id=account.id, key=key, answer=view.to_json(), now=now)
             return view
     except IntegrityError as exc:
         # Two identical requests raced past the checks above; the unique indexes decide.
@@ -310,9 +247,3 @@ async def send_single(
                 "phone.reference_id", "The phone.reference id has already been taken."
             ) from exc
         raise RateLimited(DUPLICATE) from exc
-
-
-async def purge_fingerprints(db: Database, clock: Clock, *, window: float) -> None:
-    cutoff = clock.now() - timedelta(seconds=window)
-    async with db.write() as conn:
-        await conn.execute(request_fingerprints.delete().where(request_fingerprints.c.created_at < cutoff))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -188,19 +188,32 @@ async def enqueue_webhook(
     )
 
 
-async def claim_due(
-    conn: AsyncConnection, *, now: datetime, lease_until: datetime, limit: int, skip_locked: bool
+async def due_candidates(
+    conn: AsyncConnection, *, now: datetime, limit: int, skip_locked: bool
 ) -> list[Row[Any]]:
-    """Take up to ``limit`` due `accepted` messages (single sends first) and mark them `sending` under a lease."""
+    """Due `accepted` messages, single sends before campaign traffic, oldest first (locked on PostgreSQL)."""
     query = (
-        select(messages.c.id)
+        select(
+            messages.c.id,
+            messages.c.account_id,
+            messages.c.campaign_id,
+            messages.c.agent_id,
+            messages.c.price,
+            messages.c.reserved,
+            messages.c.sms_alternative,
+        )
         .where(messages.c.status == "accepted", messages.c.due_at <= now)
         .order_by(messages.c.priority, messages.c.due_at, messages.c.id)
         .limit(limit)
     )
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
-    ids = [r.id for r in await conn.execute(query)]
+    return list(await conn.execute(query))
+
+
+async def mark_sending(
+    conn: AsyncConnection, *, ids: list[int], now: datetime, lease_until: datetime
+) -> list[Row[Any]]:
     if not ids:
         return []
     claimed = await conn.execute(
@@ -210,11 +223,65 @@ async def claim_due(
         .returning(*messages.c)
     )
     rows = list(claimed)
-    for row in rows:
-        await insert_event(
-            conn, message_id=row.id, from_status="accepted", status="sending", at=now, detail=None
+    if rows:
+        await conn.execute(
+            insert(message_events),
+            [
+                {
+                    "message_id": r.id,
+                    "from_status": "accepted",
+                    "status": "sending",
+                    "at": now,
+                    "detail": None,
+                }
+                for r in rows
+            ],
         )
     return rows
+
+
+async def available_funds(conn: AsyncConnection, account_id: int, *, lock: bool) -> int:
+    query = select(accounts.c.balance + accounts.c.credit_limit - accounts.c.reserved).where(
+        accounts.c.id == account_id
+    )
+    if lock:
+        query = query.with_for_update()
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def reserve_many(
+    conn: AsyncConnection, *, account_id: int, items: list[tuple[int, int]], now: datetime
+) -> None:
+    """Reserve (message id, amount) pairs the caller checked against available_funds, in three statements."""
+    if not items:
+        return
+    total = sum(amount for _, amount in items)
+    result = await conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(reserved=accounts.c.reserved + total)
+        .returning(accounts.c.balance)
+    )
+    balance = int(result.scalar_one())
+    await conn.execute(
+        insert(ledger_entries),
+        [
+            {
+                "account_id": account_id,
+                "message_id": message_id,
+                "kind": "reserve",
+                "amount": amount,
+                "balance_after": balance,
+                "note": None,
+                "created_at": now,
+            }
+            for message_id, amount in items
+        ],
+    )
+    await conn.execute(
+        update(messages).where(messages.c.id == bindparam("mid")).values(reserved=bindparam("amount")),
+        [{"mid": message_id, "amount": amount} for message_id, amount in items],
+    )
 
 
 async def due_for_expiry(conn: AsyncConnection, *, now: datetime, limit: int) -> list[Row[Any]]:

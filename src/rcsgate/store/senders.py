@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -20,6 +21,7 @@ def _agent(row: Any) -> RcsAgent:
         status=row.status,
         is_test=bool(row.is_test),
         created_at=row.created_at,
+        send_rate=row.send_rate,
     )
 
 
@@ -79,3 +81,39 @@ async def list_senders(conn: AsyncConnection, account_id: int | None = None) -> 
     if account_id is not None:
         query = query.where(sms_senders.c.account_id == account_id)
     return [_sender(r) for r in await conn.execute(query)]
+
+
+async def take_send_tokens(
+    conn: AsyncConnection, *, demand: dict[int, int], now: datetime, lock: bool
+) -> dict[int, int]:
+    """For agents with a send rate, how many of ``demand`` messages may go now (a token bucket holding one
+    second's worth, refilled at the rate). Agents without a rate are absent from the answer: unlimited."""
+    if not demand:
+        return {}
+    query = select(
+        rcs_agents.c.id, rcs_agents.c.send_rate, rcs_agents.c.rate_tokens, rcs_agents.c.rate_updated_at
+    ).where(rcs_agents.c.id.in_(list(demand)), rcs_agents.c.send_rate.is_not(None))
+    if lock:
+        query = query.with_for_update()
+    granted: dict[int, int] = {}
+    for row in list(await conn.execute(query)):
+        rate = float(row.send_rate)
+        elapsed = (now - row.rate_updated_at).total_seconds() if row.rate_updated_at else rate
+        tokens = min(rate, float(row.rate_tokens) + max(0.0, elapsed) * rate)
+        take = min(int(tokens), demand[row.id])
+        granted[int(row.id)] = take
+        await conn.execute(
+            update(rcs_agents)
+            .where(rcs_agents.c.id == row.id)
+            .values(rate_tokens=tokens - take, rate_updated_at=now)
+        )
+    return granted
+
+
+async def set_send_rate(conn: AsyncConnection, agent_id: int, rate: int | None) -> bool:
+    result = await conn.execute(
+        update(rcs_agents)
+        .where(rcs_agents.c.id == agent_id)
+        .values(send_rate=rate, rate_tokens=0, rate_updated_at=None)
+    )
+    return result.rowcount == 1

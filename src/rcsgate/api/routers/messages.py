@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import ValidationError
 
+from rcsgate.api.bodies import body_schema, json_body, parse, request_key
 from rcsgate.api.deps import Context, CurrentPrincipal, PageLimit, PageOffset
-from rcsgate.api.rcs_requests import SendRcsMessageRequest, validation_errors
+from rcsgate.api.rcs_requests import SendRcsMessageRequest
 from rcsgate.api.schemas import (
     AlternativeChannels,
     Amount,
@@ -30,22 +28,6 @@ from rcsgate.domain.timefmt import format_ts, parse_ts
 from rcsgate.services import message_queries, sending
 
 router = APIRouter(prefix="/api", tags=["RCS messages"], responses={401: {"model": ErrorBody}})
-
-_SEND_SCHEMA = SendRcsMessageRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-
-
-async def json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput({"body": ["The request body is not valid JSON."]}) from exc
-
-
-def request_key(path: str, body: Any, idempotency_key: str | None) -> sending.RequestKey:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
-    return sending.RequestKey(body_hash=digest, idempotency_key=idempotency_key)
 
 
 def info(view: MessageView) -> dict[str, Any]:
@@ -88,9 +70,7 @@ def list_item(view: MessageView) -> MessageListItem:
     response_model=MessageResponse,
     responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     summary="Send one RCS message (optionally with an SMS alternative)",
-    openapi_extra={
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _SEND_SCHEMA}}}
-    },
+    openapi_extra=body_schema(SendRcsMessageRequest),
 )
 async def send_rcs(
     request: Request,
@@ -106,10 +86,7 @@ async def send_rcs(
     ] = None,
 ) -> MessageResponse:
     body = await json_body(request)
-    try:
-        parsed = SendRcsMessageRequest.model_validate(body, context={"max_cards": ctx.settings.max_cards})
-    except ValidationError as exc:
-        raise InvalidInput(validation_errors(exc)) from exc
+    parsed = parse(SendRcsMessageRequest, body, max_cards=ctx.settings.max_cards)
     view = await sending.send_single(
         ctx.db,
         ctx.clock,

@@ -106,7 +106,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("send_rate", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("rate_tokens", sa.Float(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("rate_updated_at", sa.DateTime(), nullable=True))
-        batch_op.create_check_constraint(op.f("ck_rcs_agents_send_rate"), "send_rate IS NULL OR send_rate > 0")
+        batch_op.create_check_constraint(
+            op.f("ck_rcs_agents_send_rate"), "send_rate IS NULL OR send_rate > 0"
+        )
 
 
 def downgrade() -> None:
