@@ -11,7 +11,7 @@ submitting but before recording the answer resubmits, and must not send twice.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -78,7 +78,8 @@ class ClickReport:
 
 
 Report = StatusReport | ClickReport
-ReportSink = Callable[[Report], Awaitable[None]]
+# Reports arrive in batches (one transaction applies a batch); a batch that raises is redelivered.
+ReportSink = Callable[[Sequence[Report]], Awaitable[None]]
 
 
 class Connector(Protocol):

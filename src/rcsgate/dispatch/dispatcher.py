@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
 from rcsgate.clock import Clock
 from rcsgate.connectors.base import Connector, OutboundMessage, Report, SubmitResult, TryLater
@@ -85,7 +86,7 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.sweep_wake.wait(), timeout=self.sweep_seconds)
 
-    async def on_report(self, report: Report) -> None:
-        changed = await dispatching.apply_report(self.db, self.clock, report)
+    async def on_reports(self, reports: Sequence[Report]) -> None:
+        changed = await dispatching.apply_reports(self.db, self.clock, reports)
         if changed:
             self.wake.set()  # an undelivered RCS may have produced an SMS fallback to send

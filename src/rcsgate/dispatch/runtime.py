@@ -77,7 +77,7 @@ class Runtime:
         )
 
     async def _upstream(self, stop: asyncio.Event) -> None:
-        await self.connector.start(self.dispatcher.on_report)
+        await self.connector.start(self.dispatcher.on_reports)
         try:
             await stop.wait()
         finally:

@@ -27,7 +27,7 @@ from rcsgate.domain.records import Principal
 from rcsgate.domain.sms_segments import count_segments
 from rcsgate.domain.timefmt import format_ts
 from rcsgate.services import contacts
-from rcsgate.services.lifecycle import SmsPlan, transition
+from rcsgate.services.lifecycle import SmsPlan, transition, unit_of_work
 from rcsgate.services.repeats import RequestKey, earlier_answer, remember
 from rcsgate.services.sending import agent_for, content_json, tariff_for
 from rcsgate.store import accounts as account_store
@@ -440,8 +440,9 @@ async def stop_campaign(
                 messages.c.reserved > 0,
             )
         )
-        for msg in list(held):
-            await transition(conn, msg, "failed", now, reason="stopped")
+        async with unit_of_work(conn) as unit:
+            for msg in list(held):
+                await transition(unit, msg, "failed", now, reason="stopped")
     deadline = time.monotonic() + settle_seconds
     while time.monotonic() < deadline:
         async with db.read() as conn:

@@ -1,8 +1,11 @@
-"""The contact book (minimal until campaigns land): phones an account knows, and which are verified."""
+"""Phones an account knows (its contact book) and which of them are verified; the contact book's HTTP use
+cases are in ``services.contact_book``."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -15,6 +18,18 @@ from rcsgate.domain.rcs_content import is_valid_phone
 from rcsgate.store import accounts as account_store
 from rcsgate.store.db import Database
 from rcsgate.store.tables import contacts
+
+# The contact book and stop lists hand phones out as integers (the official client's models), so a number
+# there must survive int(): 9-15 digits without a leading zero, which no international number has.
+_BOOK_PHONE_RE: Final = re.compile(r"[1-9][0-9]{8,14}")
+
+
+def book_phone(value: str | int) -> str | None:
+    """The digits-only form the contact book and stop lists keep ("+" and an int accepted), or None."""
+    text = str(value).strip().removeprefix("+")
+    if isinstance(value, bool) or _BOOK_PHONE_RE.fullmatch(text) is None:
+        return None
+    return text
 
 
 async def add_missing(conn: AsyncConnection, *, account_id: int, phones: list[str], now: datetime) -> None:

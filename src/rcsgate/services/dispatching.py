@@ -6,12 +6,12 @@ no transaction is ever open while an upstream is called.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
 from rcsgate.connectors.base import (
@@ -21,13 +21,12 @@ from rcsgate.connectors.base import (
     OutboundMessage,
     Rejected,
     Report,
-    StatusReport,
     SubmitResult,
     TryLater,
 )
 from rcsgate.domain.backoff import exponential_delay
 from rcsgate.services.campaigns import pause_for_funds
-from rcsgate.services.lifecycle import SmsPlan, enqueue_click_webhook, transition
+from rcsgate.services.lifecycle import Msg, SmsPlan, Unit, enqueue_click_webhook, transition, unit_of_work
 from rcsgate.store import messages as store
 from rcsgate.store import senders as sender_store
 from rcsgate.store.db import Database
@@ -102,21 +101,20 @@ async def record_submits(
 ) -> None:
     """Record what the upstream answered for a batch of messages, in one transaction."""
     now = clock.now()
-    async with db.write() as conn:
+    async with db.write() as conn, unit_of_work(conn) as unit:
+        rows = await store.get_many(conn, [m.message_id for m, _ in outcomes], for_update=not db.is_sqlite)
         for message, result in outcomes:
-            msg = await store.get(conn, message.message_id, for_update=not db.is_sqlite)
+            msg = rows.get(message.message_id)
             if msg is None or msg.status != "sending":
                 continue  # a report got there first, or the claim lapsed and another worker owns it
-            await _record_one(conn, msg, result, upstream, now)
+            await _record_one(unit, msg, result, upstream, now)
 
 
-async def _record_one(
-    conn: AsyncConnection, msg: Row[Any], result: SubmitResult, upstream: str, now: datetime
-) -> None:
+async def _record_one(unit: Unit, msg: Row[Any], result: SubmitResult, upstream: str, now: datetime) -> None:
     match result:
         case Accepted(upstream_id=upstream_id):
             await transition(
-                conn,
+                unit,
                 msg,
                 "sent",
                 now,
@@ -127,18 +125,18 @@ async def _record_one(
                 due_at=msg.expires_at,
             )
         case NotCapable(reason=reason):
-            await transition(conn, msg, "undelivered", now, reason=reason, upstream=upstream)
+            await transition(unit, msg, "undelivered", now, reason=reason, upstream=upstream)
         case Rejected(reason=reason):
             await transition(
-                conn, msg, "failed", now, reason="rejected", detail=reason[:200], upstream=upstream
+                unit, msg, "failed", now, reason="rejected", detail=reason[:200], upstream=upstream
             )
         case TryLater(error=error):
             retry_at = now + timedelta(seconds=exponential_delay(msg.attempts))
             if retry_at >= msg.expires_at:
-                await transition(conn, msg, "expired", now, reason="upstream_unavailable", detail=error[:200])
+                await transition(unit, msg, "expired", now, reason="upstream_unavailable", detail=error[:200])
             else:
                 await transition(
-                    conn,
+                    unit,
                     msg,
                     "accepted",
                     now,
@@ -149,46 +147,65 @@ async def _record_one(
 
 
 async def apply_report(db: Database, clock: Clock, report: Report) -> bool:
-    """Apply one upstream report; False when it changes nothing (late, duplicate, or unknown message)."""
+    return bool(await apply_reports(db, clock, [report]))
+
+
+async def apply_reports(db: Database, clock: Clock, reports: Sequence[Report]) -> int:
+    """Apply a batch of upstream reports in one transaction; returns how many changed something
+    (late, duplicate or unknown ones change nothing)."""
     now = clock.now()
-    async with db.write() as conn:
-        msg = await store.get(conn, report.message_id, for_update=not db.is_sqlite)
-        if msg is None:
-            return False
-        if isinstance(report, ClickReport):
-            if msg.type != "rcs":
-                return False
-            await enqueue_click_webhook(
-                conn, msg, text=report.text, postback=report.postback_data, at=report.at, now=now
-            )
-            return True
-        assert isinstance(report, StatusReport)
-        at = report.at
-        if report.status == "delivered":
-            if msg.status not in ("sending", "sent"):
-                return False
-            return await transition(conn, msg, "delivered", now, delivered_at=at)
-        if report.status == "read":
-            if msg.status in ("sending", "sent"):
-                # A read report implies delivery; apply both, in order.
-                if not await transition(conn, msg, "delivered", now, delivered_at=at):
-                    return False
-                msg = await store.get(conn, report.message_id)
-                assert msg is not None
-            if msg.status != "delivered":
-                return False
-            return await transition(conn, msg, "read", now, read_at=at)
+    changed = 0
+    async with db.write() as conn, unit_of_work(conn) as unit:
+        found = await store.get_many(
+            conn, sorted({r.message_id for r in reports}), for_update=not db.is_sqlite
+        )
+        rows = {mid: Msg.of(row) for mid, row in found.items()}
+        for report in reports:
+            msg = rows.get(report.message_id)
+            if msg is None:
+                continue
+            moved = await _apply_one(unit, msg, report, now)
+            if moved is not None:
+                changed += 1
+                rows[msg.id] = moved
+    return changed
+
+
+async def _apply_one(unit: Unit, msg: Msg, report: Report, now: datetime) -> Msg | None:
+    """The message after the report, or None when the report changes nothing."""
+    if isinstance(report, ClickReport):
+        if msg.type != "rcs":
+            return None
+        await enqueue_click_webhook(
+            unit, msg, text=report.text, postback=report.postback_data, at=report.at, now=now
+        )
+        return msg
+    at = report.at
+    if report.status == "delivered":
         if msg.status not in ("sending", "sent"):
-            return False
-        return await transition(conn, msg, report.status, now, reason=report.status)
+            return None
+        return await transition(unit, msg, "delivered", now, delivered_at=at)
+    if report.status == "read":
+        if msg.status in ("sending", "sent"):
+            # A read report implies delivery; apply both, in order.
+            delivered = await transition(unit, msg, "delivered", now, delivered_at=at)
+            if delivered is None:
+                return None
+            msg = delivered
+        if msg.status != "delivered":
+            return None
+        return await transition(unit, msg, "read", now, read_at=at)
+    if msg.status not in ("sending", "sent"):
+        return None
+    return await transition(unit, msg, report.status, now, reason=report.status)
 
 
 async def expire_due(db: Database, clock: Clock, *, limit: int = 500) -> int:
     now = clock.now()
     count = 0
-    async with db.write() as conn:
+    async with db.write() as conn, unit_of_work(conn) as unit:
         for msg in await store.due_for_expiry(conn, now=now, limit=limit):
-            if await transition(conn, msg, "expired", now, reason="validity"):
+            if await transition(unit, msg, "expired", now, reason="validity"):
                 count += 1
     return count
 

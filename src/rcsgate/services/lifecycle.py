@@ -8,20 +8,28 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import literal, select
+from sqlalchemy import insert, literal, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.domain.billing import settle_delivered, settle_unsuccessful
 from rcsgate.domain.message_states import WEBHOOK_STATUSES
 from rcsgate.domain.webhook_payloads import click_payload, encode, status_payload
-from rcsgate.store import accounts as account_store
 from rcsgate.store import messages as store
-from rcsgate.store.tables import campaigns, stop_list
+from rcsgate.store.tables import (
+    accounts,
+    campaigns,
+    ledger_entries,
+    message_events,
+    stop_list,
+    webhook_deliveries,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,80 +72,199 @@ async def is_stop_listed(conn: AsyncConnection, *, account_id: int, phone: str, 
     return (await conn.execute(query)).first() is not None
 
 
-def _merged(msg: Row[Any], status: str, values: dict[str, Any]) -> dict[str, Any]:
-    data = dict(msg._mapping)
-    data.update(values)
-    data["status"] = status
-    return data
+class Msg(dict[str, Any]):
+    """A message row as a mapping with attribute access, so a transition can hand back the new state
+    without reading the row again."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+
+    @classmethod
+    def of(cls, row: Row[Any] | Mapping[str, Any]) -> Msg:
+        return row if isinstance(row, Msg) else cls(row._mapping if isinstance(row, Row) else row)
+
+
+@dataclass
+class _AccountState:
+    id: int
+    balance: int
+    currency: str
+    timezone: str
+    callback_url: str | None
+    balance_delta: int = 0
+    reserved_delta: int = 0
+
+
+class Unit:
+    """What one transaction writes besides the message rows: events, ledger entries, webhook rows and
+    the accounts' balance changes, collected as transitions happen and written in bulk by ``flush``.
+    Balances are tracked in memory from the row read (and, on PostgreSQL, locked) at first use, so
+    each ledger entry still records the exact balance after it."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._accounts: dict[int, _AccountState] = {}
+        self.events: list[dict[str, Any]] = []
+        self.ledger: list[dict[str, Any]] = []
+        self.webhooks: list[dict[str, Any]] = []
+
+    async def account(self, account_id: int) -> _AccountState:
+        state = self._accounts.get(account_id)
+        if state is None:
+            query = select(
+                accounts.c.balance, accounts.c.currency, accounts.c.timezone, accounts.c.rcs_callback_url
+            ).where(accounts.c.id == account_id)
+            if self.conn.dialect.name != "sqlite":
+                query = query.with_for_update()
+            row = (await self.conn.execute(query)).one()
+            state = _AccountState(
+                account_id, int(row.balance), row.currency, row.timezone, row.rcs_callback_url
+            )
+            self._accounts[account_id] = state
+        return state
+
+    def event(self, message_id: int, old: str | None, new: str, at: datetime, detail: str | None) -> None:
+        self.events.append(
+            {"message_id": message_id, "from_status": old, "status": new, "at": at, "detail": detail}
+        )
+
+    async def money(
+        self,
+        *,
+        account_id: int,
+        message_id: int,
+        charge: int = 0,
+        release: int = 0,
+        transfer: int = 0,
+        reserve: int = 0,
+        now: datetime,
+    ) -> None:
+        """Record a message's money movement: charge and release close its reservation (a transfer is
+        the part handed on to its fallback); reserve opens one from funds already held."""
+        state = await self.account(account_id)
+        state.balance -= charge
+        state.balance_delta -= charge
+        state.reserved_delta -= charge + release
+        for kind, amount in (("charge", -charge), ("release", release + transfer), ("reserve", reserve)):
+            if amount:
+                self.ledger.append(
+                    {
+                        "account_id": account_id,
+                        "message_id": message_id,
+                        "kind": kind,
+                        "amount": amount,
+                        "balance_after": state.balance,
+                        "note": None,
+                        "created_at": now,
+                    }
+                )
+
+    async def flush(self) -> None:
+        conn = self.conn
+        if self.events:
+            await conn.execute(insert(message_events), self.events)
+        if self.ledger:
+            await conn.execute(insert(ledger_entries), self.ledger)
+        if self.webhooks:
+            await conn.execute(insert(webhook_deliveries), self.webhooks)
+        for state in self._accounts.values():
+            if state.balance_delta or state.reserved_delta:
+                await conn.execute(
+                    update(accounts)
+                    .where(accounts.c.id == state.id)
+                    .values(
+                        balance=accounts.c.balance + state.balance_delta,
+                        reserved=accounts.c.reserved + state.reserved_delta,
+                    )
+                )
+                state.balance_delta = state.reserved_delta = 0
+        self.events, self.ledger, self.webhooks = [], [], []
+
+
+@asynccontextmanager
+async def unit_of_work(conn: AsyncConnection) -> AsyncIterator[Unit]:
+    """Collect a transaction's side writes and write them when the block ends (not on an exception:
+    the transaction is rolled back then anyway)."""
+    unit = Unit(conn)
+    yield unit
+    await unit.flush()
+
+
+_ENDS = ("delivered", "undelivered", "expired", "failed", "read")
 
 
 async def transition(
-    conn: AsyncConnection,
-    msg: Row[Any],
+    unit: Unit,
+    msg: Row[Any] | Msg,
     new: str,
     now: datetime,
     *,
     reason: str | None = None,
     detail: str | None = None,
     **values: Any,
-) -> bool:
-    """Move ``msg`` from the status it was read in to ``new``; False if someone else moved it first."""
+) -> Msg | None:
+    """Move ``msg`` from the status it was read in to ``new``, with everything that implies; returns the
+    message as it now is, or None if someone else moved it first (nothing is written then)."""
+    msg = Msg.of(msg)
     if reason is not None:
         values["fail_reason"] = reason
-    if new in ("delivered", "undelivered", "expired", "failed", "read"):
+    if new in _ENDS:
         values.setdefault("due_at", None)
         values.setdefault("lease_until", None)
+        values.setdefault("finished_at", now)
     if new == "delivered":
         values.setdefault("delivered_at", now)
         if msg.sent_at is None:
             values.setdefault("sent_at", now)
-    if new in ("undelivered", "expired", "failed", "read", "delivered"):
-        values.setdefault("finished_at", now)
-    if not await store.move(
-        conn, message_id=msg.id, old=msg.status, new=new, at=now, detail=detail or reason, **values
-    ):
-        return False
-    data = _merged(msg, new, values)
 
+    settle: tuple[int, int, int] | None = None  # charge, release, transfer
+    plan: SmsPlan | None = None
+    blocked_by: str | None = None
     if new == "delivered":
         s = settle_delivered(reserved=msg.reserved, price=msg.price)
-        await store.settle(
-            conn,
-            account_id=msg.account_id,
-            message_id=msg.id,
-            charge=s.charge,
-            release=s.release,
-            transfer=0,
-            now=now,
-        )
-        data["charged"] = msg.charged + s.charge
+        settle = (s.charge, s.release, 0)
     elif new in ("undelivered", "expired", "failed"):
         plan = SmsPlan.from_json(msg.sms_alternative) if msg.sms_alternative and new != "failed" else None
-        blocked_by: str | None = None
         if plan is not None:
-            if msg.campaign_id is not None and await _campaign_stopped(conn, msg.campaign_id):
+            if msg.campaign_id is not None and await _campaign_stopped(unit.conn, msg.campaign_id):
                 blocked_by = "stopped"
             elif plan.check_stop_list and await is_stop_listed(
-                conn, account_id=msg.account_id, phone=msg.phone, list_type="sms"
+                unit.conn, account_id=msg.account_id, phone=msg.phone, list_type="sms"
             ):
                 blocked_by = "stop_list"
-        sendable = plan is not None and blocked_by is None
-        s = settle_unsuccessful(reserved=msg.reserved, fallback_cost=plan.cost if plan and sendable else None)
-        await store.settle(
-            conn,
+        u = settle_unsuccessful(
+            reserved=msg.reserved, fallback_cost=plan.cost if plan and not blocked_by else None
+        )
+        settle = (0, u.release, u.transfer)
+    if settle is not None and (settle[0] or settle[1] or settle[2]):
+        values["reserved"] = 0
+        values["charged"] = msg.charged + settle[0]
+
+    if not await store.move(unit.conn, message_id=msg.id, old=msg.status, new=new, **values):
+        return None
+    unit.event(msg.id, msg.status, new, now, detail or reason)
+    moved = Msg({**msg, **values, "status": new})
+
+    if settle is not None and (settle[0] or settle[1] or settle[2]):
+        charge, release, transfer = settle
+        await unit.money(
             account_id=msg.account_id,
             message_id=msg.id,
-            charge=0,
-            release=s.release,
-            transfer=s.transfer,
+            charge=charge,
+            release=release,
+            transfer=transfer,
             now=now,
         )
-        if plan is not None:
-            await _create_fallback(conn, msg, plan, blocked_by=blocked_by, reserved=s.transfer, now=now)
-
+    if plan is not None:
+        await _create_fallback(
+            unit, moved, plan, blocked_by=blocked_by, reserved=settle[2] if settle else 0, now=now
+        )
     if new in WEBHOOK_STATUSES:
-        await enqueue_status_webhook(conn, data, now)
-    return True
+        await enqueue_status_webhook(unit, moved, now)
+    return moved
 
 
 async def _campaign_stopped(conn: AsyncConnection, campaign_id: int) -> bool:
@@ -146,13 +273,7 @@ async def _campaign_stopped(conn: AsyncConnection, campaign_id: int) -> bool:
 
 
 async def _create_fallback(
-    conn: AsyncConnection,
-    parent: Row[Any],
-    plan: SmsPlan,
-    *,
-    blocked_by: str | None,
-    reserved: int,
-    now: datetime,
+    unit: Unit, parent: Msg, plan: SmsPlan, *, blocked_by: str | None, reserved: int, now: datetime
 ) -> None:
     sendable = blocked_by is None
     status = "accepted" if sendable else "failed"
@@ -179,7 +300,7 @@ async def _create_fallback(
         "check_stop_list": plan.check_stop_list,
         "tariff_id": parent.tariff_id,
         "price": plan.cost,
-        "reserved": 0,
+        "reserved": reserved if sendable else 0,
         "charged": 0,
         "priority": parent.priority,
         "due_at": now if sendable else None,
@@ -187,68 +308,62 @@ async def _create_fallback(
         "created_at": now,
         "finished_at": None if sendable else now,
     }
-    child_id = await store.insert_message(conn, **values)
-    await store.insert_event(
-        conn, message_id=child_id, from_status=None, status=status, at=now, detail=f"fallback of {parent.id}"
-    )
+    child_id = await store.insert_message(unit.conn, **values)
+    unit.event(child_id, None, status, now, f"fallback of {parent.id}")
     if sendable and reserved:
-        await store.take_over_reservation(
-            conn, account_id=parent.account_id, message_id=child_id, amount=reserved, now=now
-        )
+        await unit.money(account_id=parent.account_id, message_id=child_id, reserve=reserved, now=now)
     if not sendable:
         await enqueue_status_webhook(
-            conn, {**values, "id": child_id, "sent_at": None, "delivered_at": None}, now
+            unit, Msg({**values, "id": child_id, "sent_at": None, "delivered_at": None}), now
         )
 
 
-async def _callback_target(conn: AsyncConnection, data: dict[str, Any]) -> tuple[str, str, str] | None:
-    account = await account_store.get_account(conn, int(data["account_id"]))
-    if account is None:
-        return None
-    url = data.get("callback_url") or account.rcs_callback_url
+def _webhook_row(
+    account_id: int, message_id: int, kind: str, url: str, body: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    return {
+        "account_id": account_id,
+        "message_id": message_id,
+        "kind": kind,
+        "url": url,
+        "body": encode(body),
+        "webhook_id": f"evt_{uuid.uuid4().hex}",
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+async def enqueue_status_webhook(unit: Unit, msg: Msg, now: datetime) -> None:
+    account = await unit.account(int(msg.account_id))
+    url = msg.get("callback_url") or account.callback_url
     if not url:
-        return None
-    return url, account.currency, account.timezone
-
-
-async def enqueue_status_webhook(conn: AsyncConnection, data: dict[str, Any], now: datetime) -> None:
-    target = await _callback_target(conn, data)
-    if target is None:
         return
-    url, currency, tz = target
     body = status_payload(
-        message_id=int(data["id"]),
-        phone=str(data["phone"]),
-        reference=data.get("reference_id"),
-        status=str(data["status"]),
-        created_at=data["created_at"],
-        sent_at=data.get("sent_at"),
-        delivered_at=data.get("delivered_at"),
-        charged_units=int(data.get("charged") or 0),
-        currency=currency,
-        fail_reason=data.get("fail_reason"),
-        tz=tz,
+        message_id=int(msg.id),
+        phone=str(msg.phone),
+        reference=msg.get("reference_id"),
+        status=str(msg.status),
+        created_at=msg.created_at,
+        sent_at=msg.get("sent_at"),
+        delivered_at=msg.get("delivered_at"),
+        charged_units=int(msg.get("charged") or 0),
+        currency=account.currency,
+        fail_reason=msg.get("fail_reason"),
+        tz=account.timezone,
     )
-    await store.enqueue_webhook(
-        conn,
-        account_id=int(data["account_id"]),
-        message_id=int(data["id"]),
-        kind="status",
-        url=url,
-        body=encode(body),
-        webhook_id=f"evt_{uuid.uuid4().hex}",
-        now=now,
-    )
+    unit.webhooks.append(_webhook_row(int(msg.account_id), int(msg.id), "status", url, body, now))
 
 
 async def enqueue_click_webhook(
-    conn: AsyncConnection, msg: Row[Any], *, text: str, postback: str | None, at: datetime, now: datetime
+    unit: Unit, msg: Row[Any] | Msg, *, text: str, postback: str | None, at: datetime, now: datetime
 ) -> None:
-    data = dict(msg._mapping)
-    target = await _callback_target(conn, data)
-    if target is None:
+    msg = Msg.of(msg)
+    account = await unit.account(int(msg.account_id))
+    url = msg.get("callback_url") or account.callback_url
+    if not url:
         return
-    url, _currency, tz = target
     body = click_payload(
         message_id=msg.id,
         phone=msg.phone,
@@ -256,15 +371,6 @@ async def enqueue_click_webhook(
         text=text,
         postback=postback,
         at=at,
-        tz=tz,
+        tz=account.timezone,
     )
-    await store.enqueue_webhook(
-        conn,
-        account_id=msg.account_id,
-        message_id=msg.id,
-        kind="click",
-        url=url,
-        body=encode(body),
-        webhook_id=f"evt_{uuid.uuid4().hex}",
-        now=now,
-    )
+    unit.webhooks.append(_webhook_row(int(msg.account_id), int(msg.id), "click", url, body, now))

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.domain.message_states import can_move
-from rcsgate.store.tables import accounts, ledger_entries, message_events, messages, webhook_deliveries
+from rcsgate.store.tables import accounts, ledger_entries, message_events, messages
 
 
 async def insert_message(conn: AsyncConnection, **values: Any) -> int:
@@ -45,17 +45,18 @@ async def get(conn: AsyncConnection, message_id: int, *, for_update: bool = Fals
     return (await conn.execute(query)).first()
 
 
-async def move(
-    conn: AsyncConnection,
-    *,
-    message_id: int,
-    old: str,
-    new: str,
-    at: datetime,
-    detail: str | None = None,
-    **values: Any,
-) -> bool:
-    """Compare-and-set ``old`` → ``new``; False (and nothing written) when the message is no longer ``old``."""
+async def get_many(conn: AsyncConnection, ids: list[int], *, for_update: bool = False) -> dict[int, Row[Any]]:
+    if not ids:
+        return {}
+    query = select(messages).where(messages.c.id.in_(ids)).order_by(messages.c.id)
+    if for_update:
+        query = query.with_for_update()
+    return {int(r.id): r for r in await conn.execute(query)}
+
+
+async def move(conn: AsyncConnection, *, message_id: int, old: str, new: str, **values: Any) -> bool:
+    """Compare-and-set ``old`` → ``new`` (with ``values``); False, and nothing written, when the message is
+    no longer ``old``. The caller records the event (lifecycle.Unit)."""
     if not can_move(old, new):
         raise ValueError(f"illegal transition {old} -> {new}")
     result = await conn.execute(
@@ -63,10 +64,7 @@ async def move(
         .where(messages.c.id == message_id, messages.c.status == old)
         .values(status=new, **values)
     )
-    if result.rowcount != 1:
-        return False
-    await insert_event(conn, message_id=message_id, from_status=old, status=new, at=at, detail=detail)
-    return True
+    return result.rowcount == 1
 
 
 async def reserve(
@@ -92,53 +90,6 @@ async def reserve(
     return True
 
 
-async def take_over_reservation(
-    conn: AsyncConnection, *, account_id: int, message_id: int, amount: int, now: datetime
-) -> None:
-    """Record ``amount`` of an existing reservation as this (fallback) message's own."""
-    balance = await _balance(conn, account_id)
-    await _ledger(conn, account_id, message_id, "reserve", amount, balance, now)
-    await conn.execute(update(messages).where(messages.c.id == message_id).values(reserved=amount))
-
-
-async def settle(
-    conn: AsyncConnection,
-    *,
-    account_id: int,
-    message_id: int,
-    charge: int,
-    release: int,
-    transfer: int,
-    now: datetime,
-) -> None:
-    """Close a message's reservation: charge part of it, release the rest, keep ``transfer`` for its fallback."""
-    if charge == release == transfer == 0:
-        return
-    result = await conn.execute(
-        update(accounts)
-        .where(accounts.c.id == account_id)
-        .values(balance=accounts.c.balance - charge, reserved=accounts.c.reserved - charge - release)
-        .returning(accounts.c.balance)
-    )
-    balance = int(result.scalar_one())
-    if charge:
-        await _ledger(conn, account_id, message_id, "charge", -charge, balance, now)
-    if release or transfer:
-        # The release closes the whole reservation; a transfer reappears as the fallback's own reserve.
-        await _ledger(conn, account_id, message_id, "release", release + transfer, balance, now)
-    await conn.execute(
-        update(messages)
-        .where(messages.c.id == message_id)
-        .values(reserved=0, charged=messages.c.charged + charge)
-    )
-
-
-async def _balance(conn: AsyncConnection, account_id: int) -> int:
-    return int(
-        (await conn.execute(select(accounts.c.balance).where(accounts.c.id == account_id))).scalar_one()
-    )
-
-
 async def _ledger(
     conn: AsyncConnection,
     account_id: int,
@@ -156,33 +107,6 @@ async def _ledger(
             amount=amount,
             balance_after=balance_after,
             note=None,
-            created_at=now,
-        )
-    )
-
-
-async def enqueue_webhook(
-    conn: AsyncConnection,
-    *,
-    account_id: int,
-    message_id: int | None,
-    kind: str,
-    url: str,
-    body: str,
-    webhook_id: str,
-    now: datetime,
-) -> None:
-    await conn.execute(
-        insert(webhook_deliveries).values(
-            account_id=account_id,
-            message_id=message_id,
-            kind=kind,
-            url=url,
-            body=body,
-            webhook_id=webhook_id,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
             created_at=now,
         )
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, bindparam, exists, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -63,19 +63,22 @@ async def _secrets(conn: AsyncConnection, account_ids: set[int]) -> dict[int, st
 
 
 async def mark_delivered(
-    conn: AsyncConnection, *, delivery_id: int, status_code: int | None, now: datetime
+    conn: AsyncConnection, *, items: list[tuple[int, int | None]], now: datetime
 ) -> None:
-    await conn.execute(
-        update(webhook_deliveries)
-        .where(webhook_deliveries.c.id == delivery_id)
-        .values(
-            status="delivered",
-            delivered_at=now,
-            last_status_code=status_code,
-            last_error=None,
-            next_attempt_at=None,
+    """(delivery id, receiver's status code) pairs, in one executemany."""
+    if items:
+        await conn.execute(
+            update(webhook_deliveries)
+            .where(webhook_deliveries.c.id == bindparam("did"))
+            .values(
+                status="delivered",
+                delivered_at=now,
+                last_status_code=bindparam("code"),
+                last_error=None,
+                next_attempt_at=None,
+            ),
+            [{"did": did, "code": code} for did, code in items],
         )
-    )
 
 
 async def mark_retry(

@@ -93,12 +93,13 @@ class WebhookSender:
 
     async def _record(self, outcomes: list[tuple[Row[Any], DeliveryResult]]) -> None:
         now = self.clock.now()
+        delivered = [
+            (row.id, result.status_code) for row, result in outcomes if result.outcome == "delivered"
+        ]
         async with self.db.write() as conn:
+            await store.mark_delivered(conn, items=delivered, now=now)
             for row, result in outcomes:
                 if result.outcome == "delivered":
-                    await store.mark_delivered(
-                        conn, delivery_id=row.id, status_code=result.status_code, now=now
-                    )
                     continue
                 delay = (
                     retry_delay(row.attempts, self.schedule, rng=self._rng)
