@@ -111,6 +111,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
             tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
             accept_ms: list[float] = []
+            accept_profiler = None
+            if args.profile_accept:
+                accept_profiler = subprocess.Popen(
+                    [args.py_spy, "record", "--pid", str(server.pid), "--duration", str(max(2, args.runs)),
+                     "--rate", "500", "--format", "raw", "--output", args.profile_accept, "--nonblocking"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+                await asyncio.sleep(0.5)
             for run_no in range(args.runs):
                 payload = body((run_no + 1) * 100_000, tomorrow)
                 started = time.perf_counter()
@@ -118,6 +126,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 accept_ms.append((time.perf_counter() - started) * 1000)
                 assert r.status_code == 200, r.text
 
+            if accept_profiler is not None:
+                accept_profiler.wait(timeout=60)
             receiver.expect = args.recipients
             profiler = None
             if args.profile:
@@ -166,6 +176,7 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=5000)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--profile", default=None, help="write a py-spy profile (collapsed stacks) of the pipeline run")
+    parser.add_argument("--profile-accept", default=None, help="write a py-spy profile of the accept runs")
     parser.add_argument("--py-spy", default="py-spy", help="path of the py-spy binary")
     args = parser.parse_args()
     result = asyncio.run(bench(args))

@@ -289,10 +289,11 @@ async def _prices(conn: Any, tariff_id: int, channel: str, kind: str) -> dict[st
 
 
 async def _listed(conn: Any, account_id: int, phones: list[str], list_type: str) -> set[str]:
+    # The account's whole list, intersected here: cheaper than binding thousands of IN parameters.
     query = select(stop_list.c.phone).where(
-        stop_list.c.account_id == account_id, stop_list.c.type == list_type, stop_list.c.phone.in_(phones)
+        stop_list.c.account_id == account_id, stop_list.c.type == list_type
     )
-    return {str(r.phone) for r in await conn.execute(query)}
+    return {str(r.phone) for r in await conn.execute(query)} & set(phones)
 
 
 async def _verified(conn: Any, account_id: int, phones: list[str]) -> set[str]:

@@ -38,9 +38,8 @@ async def add_missing(conn: AsyncConnection, *, account_id: int, phones: list[st
         return
     rows = [{"account_id": account_id, "phone": p, "verified": False, "created_at": now} for p in phones]
     insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    await conn.execute(
-        insert(contacts).values(rows).on_conflict_do_nothing(index_elements=["account_id", "phone"])
-    )
+    # executemany reuses one compiled statement; a 5000-row VALUES list would be compiled afresh each time.
+    await conn.execute(insert(contacts).on_conflict_do_nothing(index_elements=["account_id", "phone"]), rows)
 
 
 async def is_verified(conn: AsyncConnection, *, account_id: int, phone: str) -> bool:

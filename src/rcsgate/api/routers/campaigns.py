@@ -20,7 +20,7 @@ from rcsgate.api.campaign_schemas import (
     SmsShortStats,
     StatusCounts,
 )
-from rcsgate.api.deps import Context, CurrentPrincipal, PageLimit, PageOffset
+from rcsgate.api.deps import Context, CurrentPrincipal, PageOffset
 from rcsgate.api.rcs_requests import SendRcsCampaignGroupsRequest, SendRcsCampaignRequest
 from rcsgate.api.schemas import ErrorBody, Meta, PageMeta
 from rcsgate.domain.campaign_stats import ChannelCounts
@@ -34,6 +34,10 @@ from rcsgate.services.campaigns import CampaignView
 router = APIRouter(prefix="/api/campaigns", tags=["RCS campaigns"], responses={401: {"model": ErrorBody}})
 
 CampaignId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# The campaign listing's page size starts at 30 in BSG's OpenAPI (15 elsewhere).
+CampaignPageLimit = Annotated[
+    int, Query(alias="page[limit]", ge=30, le=500, description="Items per page, 30 to 500.")
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -122,7 +126,7 @@ async def list_campaigns(
     principal: CurrentPrincipal,
     ctx: Context,
     offset: PageOffset = 0,
-    limit: PageLimit = 50,
+    limit: CampaignPageLimit = 50,
     sort: Annotated[Literal["id", "sender", "type", "date", "status"], Query()] = "id",
     way: Annotated[Literal["asc", "desc"], Query()] = "asc",
     filter_from: Annotated[str | None, Query(alias="filter[from]", description="created at or after")] = None,
