@@ -28,14 +28,20 @@ run: install
 	$(BIN)/rcsgate serve
 
 lint: install-dev
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: install-dev
 	$(BIN)/mypy
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# Campaign benchmarks on SQLite, and on PostgreSQL when RCSGATE_BENCH_DATABASE_URL names a database
+# the benchmark may empty (e.g. postgresql://postgres@127.0.0.1:5432/rcsgate_bench).
+bench: install-dev
+	$(BIN)/python bench/campaigns.py --json
+	@if [ -n "$$RCSGATE_BENCH_DATABASE_URL" ]; then $(BIN)/python bench/campaigns.py --json --database-url "$$RCSGATE_BENCH_DATABASE_URL"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from aiohttp import web
 
@@ -76,8 +77,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         RCSGATE_DUPLICATE_WINDOW_SECONDS="0",
     )
     if not url.startswith("sqlite"):
-        reset = "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
-        subprocess.run(["psql", url.replace("+asyncpg", ""), "-qc", reset], check=True, capture_output=True)
+        # The benchmark owns this database: start from an empty schema.
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        finally:
+            await conn.close()
     run(env, "db", "upgrade")
     demo = json.loads(run(env, "demo", "--json"))
     run(env, "accounts", "topup", str(demo["account_id"]), "1000000")
@@ -91,7 +96,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     await web.TCPSite(runner, "127.0.0.1", hook_port).start()
     run(env, "accounts", "set-callback-url", str(demo["account_id"]), f"http://127.0.0.1:{hook_port}/hook")
 
-    server = subprocess.Popen([RCSGATE, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [RCSGATE, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, headers={"X-API-KEY": demo["api_key"]}, timeout=60) as c:
@@ -104,7 +111,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
             def body(offset: int, start_at: str | None) -> dict[str, Any]:
                 phones = [{"number": f"3806{offset + i:08d}"} for i in range(args.recipients)]
-                b: dict[str, Any] = {"phones": phones, "sender": "demo_agent", "options": {"text": "Benchmark"}}
+                b: dict[str, Any] = {
+                    "phones": phones,
+                    "sender": "demo_agent",
+                    "options": {"text": "Benchmark"},
+                }
                 if start_at:
                     b["start_at"] = start_at
                 return b
@@ -114,9 +125,23 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             accept_profiler = None
             if args.profile_accept:
                 accept_profiler = subprocess.Popen(
-                    [args.py_spy, "record", "--pid", str(server.pid), "--duration", str(max(2, args.runs)),
-                     "--rate", "500", "--format", "raw", "--output", args.profile_accept, "--nonblocking"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    [
+                        args.py_spy,
+                        "record",
+                        "--pid",
+                        str(server.pid),
+                        "--duration",
+                        str(max(2, args.runs)),
+                        "--rate",
+                        "500",
+                        "--format",
+                        "raw",
+                        "--output",
+                        args.profile_accept,
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )
                 await asyncio.sleep(0.5)
             for run_no in range(args.runs):
@@ -133,9 +158,23 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             if args.profile:
                 # py-spy (pip install py-spy) samples the server during the pipeline run.
                 profiler = subprocess.Popen(
-                    [args.py_spy, "record", "--pid", str(server.pid), "--duration", "15", "--rate", "200",
-                     "--format", "raw", "--output", args.profile, "--nonblocking"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    [
+                        args.py_spy,
+                        "record",
+                        "--pid",
+                        str(server.pid),
+                        "--duration",
+                        "15",
+                        "--rate",
+                        "200",
+                        "--format",
+                        "raw",
+                        "--output",
+                        args.profile,
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )
             started = time.perf_counter()
             r = await c.post("/api/campaigns/rcs/send", json=body(0, None))
@@ -170,12 +209,18 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=None, help="PostgreSQL URL; default: a temporary SQLite file")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url", default=None, help="PostgreSQL URL; default: a temporary SQLite file"
+    )
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--recipients", type=int, default=5000)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--profile", default=None, help="write a py-spy profile (collapsed stacks) of the pipeline run")
+    parser.add_argument(
+        "--profile", default=None, help="write a py-spy profile (collapsed stacks) of the pipeline run"
+    )
     parser.add_argument("--profile-accept", default=None, help="write a py-spy profile of the accept runs")
     parser.add_argument("--py-spy", default="py-spy", help="path of the py-spy binary")
     args = parser.parse_args()

@@ -10,15 +10,16 @@ def main(path: str, limit: int = 30, prefix: str = "rcsgate") -> None:
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in open(path, encoding="utf-8"):
-        stack, _, count = line.rstrip().rpartition(" ")
-        n = int(count)
-        total += n
-        frames = stack.split(";")
-        own[frames[-1]] += n
-        for frame in set(frames):
-            if prefix in frame:
-                inclusive[frame] += n
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            stack, _, count = line.rstrip().rpartition(" ")
+            n = int(count)
+            total += n
+            frames = stack.split(";")
+            own[frames[-1]] += n
+            for frame in set(frames):
+                if prefix in frame:
+                    inclusive[frame] += n
     print(f"{total} samples\n-- own time")
     for frame, n in own.most_common(limit):
         print(f"{100 * n / total:5.1f}%  {frame}")
