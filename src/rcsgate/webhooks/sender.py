@@ -36,8 +36,8 @@ class WebhookSender:
         schedule: Sequence[float],
         allow_private: bool,
         timeout_seconds: float = 10.0,
-        concurrency: int = 100,
-        batch_size: int = 200,
+        concurrency: int = 200,
+        batch_size: int = 1000,
         poll_seconds: float = 0.05,
         lease_seconds: float = 120.0,
     ) -> None:
