@@ -22,6 +22,7 @@ from rcsgate.domain.money import format_units
 from rcsgate.domain.records import Account
 from rcsgate.store.db import Database
 from rcsgate.store.migrate import NotMigrated, ensure_at_head
+from rcsgate.store.signals import Signals
 
 T = TypeVar("T")
 
@@ -211,7 +212,7 @@ def worker() -> None:
             loop.add_signal_handler(sig, stop.set)
         db = Database.from_url(settings.database_url)
         try:
-            runtime = Runtime.build(settings=settings, db=db, clock=SystemClock(), wake=asyncio.Event())
+            runtime = Runtime.build(settings=settings, db=db, clock=SystemClock(), signals=Signals(db))
             await run_until_stopped(stop, runtime.loops())
         finally:
             await db.close()

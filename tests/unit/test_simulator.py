@@ -454,6 +454,27 @@ def test_stop_drops_pending_reports_and_can_restart() -> None:
     asyncio.run(main())
 
 
+def test_stop_hands_over_the_reports_already_due() -> None:
+    """A worker stopping gracefully must not lose the answers to what it just submitted."""
+
+    async def main() -> None:
+        clock = ManualClock(T0)
+        sim = SimulatorConnector(clock=clock, tick=60.0)  # the loop would not look again for a minute
+        sink = Collector()
+        await sim.start(sink)
+        await settle()
+        for mid in (1, 2, 3):
+            await sim.submit(message(mid))
+        clock.advance(DELIVERED)  # delivered is due, read is not
+        await sim.stop()
+        delivered = sorted(r.message_id for r in sink.reports if isinstance(r, StatusReport))
+        assert delivered == [1, 2, 3]
+        assert all(r.status == "delivered" for r in sink.reports if isinstance(r, StatusReport))
+        assert sim.pending == 0
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize(
     "options",
     [

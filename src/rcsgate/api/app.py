@@ -17,11 +17,12 @@ from rcsgate.logging_setup import configure_logging
 from rcsgate.services.auth import TokenIssuer
 from rcsgate.store.db import Database
 from rcsgate.store.migrate import ensure_at_head
+from rcsgate.store.signals import Signals
 
 from .context import AppContext
-from .errors import install_error_handlers
+from .errors import error_responses, install_error_handlers
 from .middleware import RequestContextMiddleware
-from .rate_limit import AccountRateLimiter
+from .rate_limit import build_limiter
 from .routers import accounts, auth, campaigns, contact_book, health, messages
 
 DESCRIPTION = """
@@ -54,15 +55,14 @@ def create_app(
             db=db,
             clock=clock,
             tokens=TokenIssuer(secret=secret, ttl_seconds=settings.jwt_ttl_seconds, clock=clock),
-            limiter=AccountRateLimiter(settings.rate_limit),
+            limiter=build_limiter(settings.rate_limit, db),
+            signals=Signals(db),
         )
         app.state.ctx = ctx
         loops = (
-            Runtime.build(
-                settings=settings, db=db, clock=clock, wake=ctx.wake, sweep_wake=ctx.sweep_wake
-            ).loops()
+            Runtime.build(settings=settings, db=db, clock=clock, signals=ctx.signals).loops()
             if run_workers
-            else []
+            else [("notify", ctx.signals.notify_loop)]
         )
         workers = Workers(loops=loops)
         workers.start()
@@ -80,11 +80,15 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.include_router(auth.router)
-    app.include_router(accounts.router)
-    app.include_router(messages.router)
-    app.include_router(campaigns.router)
-    app.include_router(contact_book.router)
+    # The answers any /api route may give besides its own: the body-size limit (middleware), input
+    # validation, the database being down, and for an account's routes its credentials and rate limit.
+    public = error_responses(413, 422, 503)
+    authenticated = error_responses(401, 413, 422, 429, 503)
+    app.include_router(auth.router, responses=public)
+    app.include_router(accounts.router, responses=authenticated)
+    app.include_router(messages.router, responses=authenticated)
+    app.include_router(campaigns.router, responses=authenticated)
+    app.include_router(contact_book.router, responses=authenticated)
     app.include_router(health.router)
     _hoist_request_schemas(app)
     return app

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import Request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from rcsgate.api.rcs_requests import (
@@ -134,11 +134,25 @@ def _items(lo: int, hi: int) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-Id = Annotated[int, BeforeValidator(_id)]
-GroupRef = Annotated[int, BeforeValidator(_group_ref)]
-Phone = Annotated[str, BeforeValidator(_phone)]
-Text = Annotated[str, BeforeValidator(_text)]
-Flag = Annotated[bool, BeforeValidator(_flag)]
+# What a valid value looks like, for the OpenAPI document (clients, generated tests); the validators
+# above stay the rule, and accept the other spellings the module docstring lists as well.
+_ID_SCHEMA: Final[dict[str, Any]] = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
+Id = Annotated[int, BeforeValidator(_id), WithJsonSchema(_ID_SCHEMA)]
+GroupRef = Annotated[int, BeforeValidator(_group_ref), WithJsonSchema(_ID_SCHEMA)]
+Phone = Annotated[
+    str,
+    BeforeValidator(_phone),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\+?[1-9][0-9]{8,14}$",
+            "description": "9-15 digits, country code first (a JSON integer works too)",
+        }
+    ),
+]
+Text = Annotated[str, BeforeValidator(_text), WithJsonSchema({"type": "string"})]
+Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema({"type": "boolean"})]
+ListType = Annotated[str, WithJsonSchema({"type": "string", "enum": list(stoplist.TYPES)})]
 
 
 class _Body(BaseModel):
@@ -168,8 +182,21 @@ class GroupIn(_Body):
     """POST /api/groups (ContactListCreateRequest) and PUT /api/groups/{id} (ContactListUpdateRequest).
     ``is_default`` (the search answer's spelling) is accepted beside ``default``."""
 
-    name: Annotated[str, _string(book.GROUP_NAME_MAX)]
-    description: Annotated[str, _string(book.GROUP_DESCRIPTION_MAX)] | None = None
+    name: Annotated[
+        str,
+        _string(book.GROUP_NAME_MAX),
+        WithJsonSchema(
+            {"type": "string", "minLength": book.GROUP_NAME_MIN, "maxLength": book.GROUP_NAME_MAX}
+        ),
+    ]
+    description: (
+        Annotated[
+            str,
+            _string(book.GROUP_DESCRIPTION_MAX),
+            WithJsonSchema({"type": "string", "maxLength": book.GROUP_DESCRIPTION_MAX}),
+        ]
+        | None
+    ) = None
     default: Flag | None = None
     is_default: Flag | None = None
 
@@ -196,7 +223,7 @@ class StopListAddIn(_Body):
     """POST /api/stoplist/attach (StoplistAddRequest)."""
 
     phones: Annotated[list[Phone], _items(1, stoplist.ATTACH_PHONES_MAX)]
-    types: Annotated[list[str], _items(1, TYPES_MAX)]
+    types: Annotated[list[ListType], _items(1, TYPES_MAX)]
 
 
 class StopListRemoveIn(_Body):
@@ -204,7 +231,7 @@ class StopListRemoveIn(_Body):
 
     ids: Annotated[list[Phone], _items(0, stoplist.DETACH_IDS_MAX)] | None = None
     phones: Annotated[list[Phone], _items(0, stoplist.DETACH_PHONES_MAX)] | None = None
-    types: Annotated[list[str], _items(1, TYPES_MAX)]
+    types: Annotated[list[ListType], _items(1, TYPES_MAX)]
 
 
 def openapi_body(model: type[BaseModel]) -> dict[str, Any]:

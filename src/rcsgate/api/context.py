@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request
 
@@ -11,6 +10,7 @@ from rcsgate.clock import Clock
 from rcsgate.config import Settings
 from rcsgate.services.auth import TokenIssuer
 from rcsgate.store.db import Database
+from rcsgate.store.signals import Signals
 
 from .rate_limit import AccountRateLimiter
 
@@ -22,9 +22,9 @@ class AppContext:
     clock: Clock
     tokens: TokenIssuer
     limiter: AccountRateLimiter
-    # Set after accepting a message so an in-process dispatcher starts at once instead of at its next poll.
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    sweep_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Poked after accepting messages or changing a campaign, so dispatchers (in this process, or on
+    # PostgreSQL in any process) start at once instead of at their next poll.
+    signals: Signals
 
 
 def get_context(request: Request) -> AppContext:

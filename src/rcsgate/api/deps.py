@@ -44,14 +44,17 @@ async def current_principal(
             raise Unauthenticated()
         principal = await auth.principal_for_key(ctx.db, api_key.strip())
     request.state.account_id = principal.account_id
-    ctx.limiter.hit(principal.account_id)
+    await ctx.limiter.hit(principal.account_id)
     return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 Context = Annotated[AppContext, Depends(get_context)]
 
-PageOffset = Annotated[int, Query(alias="page[offset]", ge=0, description="Skip this many items.")]
+# Bounded so that the offset fits the databases' 64-bit integers (a larger one crashed the query).
+PageOffset = Annotated[
+    int, Query(alias="page[offset]", ge=0, le=2**63 - 1, description="Skip this many items.")
+]
 PageLimit = Annotated[
     int, Query(alias="page[limit]", ge=15, le=500, description="Items per page, 15 to 500.")
 ]

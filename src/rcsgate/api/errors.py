@@ -22,9 +22,12 @@ from rcsgate.domain.errors import (
 )
 from rcsgate.logging_setup import get_logger
 
+from .schemas import ErrorBody
+
 log = get_logger("rcsgate.api")
 
 INVALID = "The given data was invalid."
+NOT_JSON = "The request body is not valid JSON."
 
 
 def error_body(message: str, errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
@@ -60,7 +63,7 @@ def validation_errors(errors: Any) -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {}
     for error in errors:
         if error.get("type") == "json_invalid":
-            fields.setdefault("body", []).append("The request body is not valid JSON.")
+            fields.setdefault("body", []).append(NOT_JSON)
             continue
         if error.get("type") == "missing" and tuple(error.get("loc", ())) == ("body",):
             fields.setdefault("body", []).append("The request body is required.")
@@ -85,6 +88,33 @@ def domain_error_response(exc: DomainError) -> JSONResponse:
     if isinstance(exc, Unavailable):
         return _json(503, exc.message, headers={"Retry-After": "5"})
     return _json(400, exc.message)
+
+
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+}
+_ERROR_DESCRIPTIONS: dict[int, str] = {
+    401: "Missing, unknown, revoked or expired credentials",
+    404: "No such object for this account",
+    413: "The request body is larger than the server accepts",
+    422: "Invalid input (`errors` gives the reasons per field), or a request the rules refuse",
+    429: "Too many requests for this account, or the same request repeated too soon",
+    503: "The database cannot be reached right now",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error answers, which all have the ``ErrorBody`` shape.
+
+    Declaring 422 also replaces FastAPI's default 422 (``HTTPValidationError``), a shape this API
+    never sends: every validation error goes through the handlers below."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        response: dict[str, Any] = {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[code]}
+        if code in (429, 503):
+            response["headers"] = _RETRY_AFTER
+        responses[code] = response
+    return responses
 
 
 _HTTP_MESSAGES = {
@@ -119,6 +149,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI answers a body that is not UTF-8 with a bare 400; bodies that are not JSON
+            # get a 422 everywhere else, hand-validated or not.
+            return _json(422, INVALID, {"body": [NOT_JSON]})
         message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
         return _json(exc.status_code, message, headers=exc.headers)
 

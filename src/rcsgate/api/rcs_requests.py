@@ -38,8 +38,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -249,26 +251,140 @@ def _cards_items(value: object, info: ValidationInfo) -> list[Any]:
     return _check_items(value, 1, max_cards)
 
 
-Sender = Annotated[str, _string_rule(max_len=rc.SENDER_MAX)]
-PhoneNumber = Annotated[str, _predicate_rule(rc.is_valid_phone, FORMAT)]
-ReferenceId = Annotated[str, BeforeValidator(_reference_id)]
-RcsText = Annotated[str, _string_rule(max_len=rc.RCS_TEXT_MAX, utf16=True)]
-CardTitle = Annotated[str, _string_rule(max_len=rc.CARD_TITLE_MAX)]
-CardText = Annotated[str, _string_rule(max_len=rc.CARD_TEXT_MAX, utf16=True)]
-SuggestionText = Annotated[str, _string_rule(max_len=rc.SUGGESTION_TEXT_MAX)]
-PostbackData = Annotated[str, _string_rule(max_len=rc.POSTBACK_DATA_MAX)]
+def _doc(kind: str, description: str | None = None, **rules: Any) -> WithJsonSchema:
+    """The OpenAPI schema of a field validated by hand above: what a valid value looks like, so that
+    clients (and generated tests) can build one. Validation itself stays with the rules above."""
+    schema: dict[str, Any] = {"type": kind, **rules}
+    if description:
+        schema["description"] = description
+    return WithJsonSchema(schema)
+
+
+_HTTP_URL: Final = r"^https?://[^\s/?#]+"
+_UTF16: Final = "counted in UTF-16 code units"
+
+Sender = Annotated[
+    str,
+    _string_rule(max_len=rc.SENDER_MAX),
+    _doc("string", "Name of one of the account's active RCS agents", minLength=1, maxLength=rc.SENDER_MAX),
+]
+PhoneNumber = Annotated[
+    str,
+    _predicate_rule(rc.is_valid_phone, FORMAT),
+    _doc("string", "9-15 digits, country code first, no plus", pattern=r"^[0-9]{9,15}$"),
+]
+ReferenceId = Annotated[
+    str,
+    BeforeValidator(_reference_id),
+    _doc("string", pattern=rf"^[A-Za-z0-9]{{1,{rc.REFERENCE_ID_MAX}}}$"),
+]
+RcsText = Annotated[
+    str,
+    _string_rule(max_len=rc.RCS_TEXT_MAX, utf16=True),
+    _doc("string", f"At most {rc.RCS_TEXT_MAX} characters, {_UTF16}", minLength=1, maxLength=rc.RCS_TEXT_MAX),
+]
+CardTitle = Annotated[
+    str, _string_rule(max_len=rc.CARD_TITLE_MAX), _doc("string", minLength=1, maxLength=rc.CARD_TITLE_MAX)
+]
+CardText = Annotated[
+    str,
+    _string_rule(max_len=rc.CARD_TEXT_MAX, utf16=True),
+    _doc(
+        "string", f"At most {rc.CARD_TEXT_MAX} characters, {_UTF16}", minLength=1, maxLength=rc.CARD_TEXT_MAX
+    ),
+]
+SuggestionText = Annotated[
+    str,
+    _string_rule(max_len=rc.SUGGESTION_TEXT_MAX),
+    _doc("string", minLength=1, maxLength=rc.SUGGESTION_TEXT_MAX),
+]
+PostbackData = Annotated[
+    str,
+    _string_rule(max_len=rc.POSTBACK_DATA_MAX),
+    _doc("string", minLength=1, maxLength=rc.POSTBACK_DATA_MAX),
+]
 SuggestionType = Annotated[rc.SuggestionKind, BeforeValidator(_suggestion_type)]
-ActionUrl = Annotated[str, _url_rule(rc.URL_MAX)]
-MediaUrl = Annotated[str, _url_rule(rc.URL_MAX, media=True)]
-CallbackUrl = Annotated[str, _url_rule(rc.CALLBACK_URL_MAX)]
-SmsSender = Annotated[str, _predicate_rule(rc.is_valid_sms_sender, FORMAT)]
-SmsText = Annotated[str, BeforeValidator(_sms_text)]
-ValidityHours = Annotated[int, _int_rule(rc.VALIDITY_HOURS_MIN, rc.VALIDITY_HOURS_MAX, between=True)]
-ValiditySeconds = Annotated[int, _int_rule(rc.VALIDITY_SECONDS_MIN, rc.VALIDITY_SECONDS_MAX, between=True)]
-TariffCode = Annotated[int, _int_rule(0, TARIFF_CODE_MAX, between=False)]
-GroupId = Annotated[int, _int_rule(1, GROUP_ID_MAX, between=False)]
-Flag = Annotated[bool, BeforeValidator(_boolean)]
-StartAt = Annotated[datetime, BeforeValidator(_start_at)]
+ActionUrl = Annotated[
+    str,
+    _url_rule(rc.URL_MAX),
+    _doc("string", "An absolute http(s) URL", maxLength=rc.URL_MAX, pattern=_HTTP_URL),
+]
+MediaUrl = Annotated[
+    str,
+    _url_rule(rc.URL_MAX, media=True),
+    _doc(
+        "string",
+        "An absolute http(s) URL; a file extension, if the path has one, must be one of "
+        + ", ".join(rc.MEDIA_EXTENSIONS),
+        maxLength=rc.URL_MAX,
+        pattern=_HTTP_URL,
+    ),
+]
+CallbackUrl = Annotated[
+    str,
+    _url_rule(rc.CALLBACK_URL_MAX),
+    _doc("string", "An absolute http(s) URL", maxLength=rc.CALLBACK_URL_MAX, pattern=_HTTP_URL),
+]
+SmsSender = Annotated[
+    str,
+    _predicate_rule(rc.is_valid_sms_sender, FORMAT),
+    _doc(
+        "string",
+        "One of the account's SMS senders: 3-11 Latin letters or digits, or 3-15 digits",
+        pattern=r"^([A-Za-z0-9]{3,11}|[0-9]{3,15})$",
+    ),
+]
+SmsText = Annotated[
+    str,
+    BeforeValidator(_sms_text),
+    _doc(
+        "string",
+        f"At most {rc.SMS_GSM7_MAX} GSM-7 septets (an extension character takes two), or "
+        f"{rc.SMS_UCS2_MAX} UTF-16 code units for other texts",
+        minLength=1,
+        maxLength=rc.SMS_GSM7_MAX,
+    ),
+]
+ValidityHours = Annotated[
+    int,
+    _int_rule(rc.VALIDITY_HOURS_MIN, rc.VALIDITY_HOURS_MAX, between=True),
+    _doc("integer", "Hours", minimum=rc.VALIDITY_HOURS_MIN, maximum=rc.VALIDITY_HOURS_MAX),
+]
+ValiditySeconds = Annotated[
+    int,
+    _int_rule(rc.VALIDITY_SECONDS_MIN, rc.VALIDITY_SECONDS_MAX, between=True),
+    _doc(
+        "integer",
+        "Seconds; wins over validity",
+        minimum=rc.VALIDITY_SECONDS_MIN,
+        maximum=rc.VALIDITY_SECONDS_MAX,
+    ),
+]
+TariffCode = Annotated[
+    int, _int_rule(0, TARIFF_CODE_MAX, between=False), _doc("integer", minimum=0, maximum=TARIFF_CODE_MAX)
+]
+GroupId = Annotated[
+    int, _int_rule(1, GROUP_ID_MAX, between=False), _doc("integer", minimum=1, maximum=GROUP_ID_MAX)
+]
+Flag = Annotated[bool, BeforeValidator(_boolean), _doc("boolean")]
+StartAt = Annotated[
+    datetime,
+    BeforeValidator(_start_at),
+    _doc(
+        "string",
+        f"yyyy-mm-dd hh:mm:ss (UTC) or ISO 8601; from now to the end of the {rc.START_AT_MAX_DAYS}th day",
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ Tt][0-9]{2}:[0-9]{2}",
+    ),
+]
+
+
+def _present(name: str, kind: str, *, absent: str | None = None, **others: Any) -> dict[str, Any]:
+    """A JSON Schema alternative for a model's OpenAPI document: `name` given (not null), `absent`
+    left out or null, and the `others` properties as described."""
+    properties: dict[str, Any] = {name: {"type": kind}, **others}
+    if absent is not None:
+        properties[absent] = {"type": "null"}
+    return {"required": [name], "properties": properties}
 
 
 # --- models -----------------------------------------------------------------
@@ -304,6 +420,15 @@ class SuggestionIn(_Model):
     """A button: `url` (link) xor `phone` (call). `type` may be left out (the
     pages never send it; the official client always does): it is inferred,
     and when given it must match."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                _present("url", "string", absent="phone", type={"enum": ["link", None]}),
+                _present("phone", "string", absent="url", type={"enum": ["call", None]}),
+            ]
+        }
+    )
 
     type: SuggestionType | None = None
     text: SuggestionText
@@ -342,10 +467,21 @@ class MediaIn(_Model):
 
 
 class CardIn(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [_present("text", "string"), _present("media", "object")]}
+    )
+
     title: CardTitle | None = None
     text: CardText | None = None
     media: MediaIn | None = None
-    suggestions: Annotated[list[SuggestionIn], _items_rule(0, rc.MAX_SUGGESTIONS_PER_CARD)] | None = None
+    suggestions: (
+        Annotated[
+            list[SuggestionIn],
+            _items_rule(0, rc.MAX_SUGGESTIONS_PER_CARD),
+            Field(max_length=rc.MAX_SUGGESTIONS_PER_CARD),
+        ]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _media_or_text(self) -> Self:
@@ -365,8 +501,15 @@ class CardIn(_Model):
 class OptionsIn(_Model):
     """Exactly one of `text` and `cards` (1 card: single card; 2+: carousel)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [_present("text", "string", absent="cards"), _present("cards", "array", absent="text")]
+        }
+    )
+
     text: RcsText | None = None
-    cards: Annotated[list[CardIn], BeforeValidator(_cards_items)] | None = None
+    # The most cards is a setting (RCSGATE_MAX_CARDS), so the schema gives only the least.
+    cards: Annotated[list[CardIn], BeforeValidator(_cards_items), Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _text_xor_cards(self) -> Self:
@@ -455,7 +598,11 @@ class SendRcsMessageRequest(_SendRequest):
 class SendRcsCampaignRequest(_SendRequest):
     """POST /api/campaigns/rcs/send: numbers (and given reference_ids) unique."""
 
-    phones: Annotated[list[RecipientIn], _items_rule(1, rc.CAMPAIGN_PHONES_MAX)]
+    phones: Annotated[
+        list[RecipientIn],
+        _items_rule(1, rc.CAMPAIGN_PHONES_MAX),
+        Field(min_length=1, max_length=rc.CAMPAIGN_PHONES_MAX),
+    ]
     start_at: StartAt | None = None
 
     @model_validator(mode="after")
@@ -487,7 +634,11 @@ class SendRcsCampaignGroupsRequest(_SendRequest):
     """POST /api/campaigns/rcs/send-groups: contact-list ids; a repeated id is
     accepted and counted once."""
 
-    groups: Annotated[list[GroupId], _items_rule(1, rc.CAMPAIGN_GROUPS_MAX)]
+    groups: Annotated[
+        list[GroupId],
+        _items_rule(1, rc.CAMPAIGN_GROUPS_MAX),
+        Field(min_length=1, max_length=rc.CAMPAIGN_GROUPS_MAX),
+    ]
     start_at: StartAt | None = None
 
     def to_domain(self) -> rc.RcsGroupsCampaignSend:

@@ -82,6 +82,8 @@ _Outcome = Literal["read", "delivered", "undelivered", "silent", "click", "not_c
 # A sink failure is usually a transient database problem; a few retries ride it out, while a
 # poison report must not block the reports behind it forever.
 MAX_SINK_ATTEMPTS: Final = 5
+# How long stop() waits for the reports already due to reach the sink.
+STOP_GRACE_SECONDS: Final = 5.0
 # How many submits of a 9997 message fail before it goes through.
 TRANSIENT_FAILURES: Final = 3
 REJECT_REASON: Final = "rejected by upstream"
@@ -205,6 +207,7 @@ class SimulatorConnector:
         self._seq = 0
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
+        self._closing = False
 
     @property
     def pending(self) -> int:
@@ -237,16 +240,26 @@ class SimulatorConnector:
         self._task = asyncio.create_task(self._run(sink, self._wakeup), name="rcsgate-simulator-reports")
 
     async def stop(self) -> None:
+        """Hand over the reports already due (bounded by STOP_GRACE_SECONDS), then stop.
+
+        Reports not yet due are dropped: the simulator keeps them in memory only, so after a
+        restart those messages end by validity expiry (an upstream outside the process keeps them)."""
         task, self._task = self._task, None
+        self._closing = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+        if task is not None and task is not asyncio.current_task():
+            # A sink that stops the simulator from inside the task must not wait for itself.
+            _done, pending = await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+            for late in pending:
+                late.cancel()
+                # asyncio.wait rather than awaiting the task: it neither raises the task's
+                # CancelledError nor swallows a cancellation aimed at our caller.
+                await asyncio.wait({late})
+        elif task is not None:
+            task.cancel()
         self._heap.clear()
-        if task is None:
-            return
-        task.cancel()
-        # asyncio.wait rather than awaiting the task: it neither raises the task's
-        # CancelledError nor swallows a cancellation aimed at our caller. A sink that stops
-        # the simulator from inside the task must not wait for itself.
-        if task is not asyncio.current_task():
-            await asyncio.wait({task})
+        self._closing = False
 
     # ------------------------------------------------------------------ planning
 
@@ -308,6 +321,8 @@ class SimulatorConnector:
             except Exception:
                 # Only a broken clock could get here; the task must outlive it.
                 log.exception("simulator_loop_error")
+            if self._closing:
+                return
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._tick):
                     await wakeup.wait()

@@ -15,6 +15,7 @@ from rcsgate.connectors.base import Connector, OutboundMessage, Report, SubmitRe
 from rcsgate.logging_setup import get_logger
 from rcsgate.services import campaigns, dispatching
 from rcsgate.store.db import Database
+from rcsgate.store.signals import SWEEP_LOCK, SingletonLock
 
 log = get_logger("rcsgate.dispatch")
 
@@ -43,8 +44,21 @@ class Dispatcher:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.sweep_seconds = sweep_seconds
+        # Expiry, the lease reaper and the campaign scheduler run in one process at a time.
+        self.sweep_lock = SingletonLock(db, SWEEP_LOCK)
+        # Set when the send loop has returned: its last batch is submitted and recorded, so the
+        # connector can be stopped without losing an answer (see Runtime._upstream).
+        self.sending_stopped = asyncio.Event()
+        self.sending_stopped.set()
 
     async def send_loop(self, stop: asyncio.Event) -> None:
+        self.sending_stopped.clear()
+        try:
+            await self._send(stop)
+        finally:
+            self.sending_stopped.set()
+
+    async def _send(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             batch = await dispatching.claim(
                 self.db, self.clock, limit=self.batch_size, lease_seconds=self.lease_seconds
@@ -72,7 +86,17 @@ class Dispatcher:
             return TryLater(error=f"connector error: {type(exc).__name__}")
 
     async def sweep_loop(self, stop: asyncio.Event) -> None:
+        try:
+            await self._sweep(stop)
+        finally:
+            await self.sweep_lock.release()
+
+    async def _sweep(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            if not await self.sweep_lock.held():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.sweep_seconds * 4)
+                continue
             if await campaigns.tick(self.db, self.clock):
                 self.wake.set()
             expired = await dispatching.expire_due(self.db, self.clock)

@@ -14,8 +14,9 @@ from rcsgate.connectors.simulator import SimulatorConnector
 from rcsgate.dispatch.dispatcher import Dispatcher
 from rcsgate.dispatch.runner import Loop
 from rcsgate.domain.backoff import parse_schedule
-from rcsgate.services.repeats import purge_fingerprints
+from rcsgate.services.repeats import purge_fingerprints, purge_rate_windows
 from rcsgate.store.db import Database
+from rcsgate.store.signals import HOUSEKEEPING_LOCK, Signals, SingletonLock
 from rcsgate.webhooks.sender import WebhookSender
 
 
@@ -39,6 +40,7 @@ class Runtime:
     settings: Settings
     db: Database
     clock: Clock
+    signals: Signals
 
     @classmethod
     def build(
@@ -47,16 +49,15 @@ class Runtime:
         settings: Settings,
         db: Database,
         clock: Clock,
-        wake: asyncio.Event,
-        sweep_wake: asyncio.Event | None = None,
+        signals: Signals,
     ) -> Runtime:
         connector = build_connector(settings, clock)
         dispatcher = Dispatcher(
             db=db,
             clock=clock,
             connector=connector,
-            wake=wake,
-            sweep_wake=sweep_wake,
+            wake=signals.due,
+            sweep_wake=signals.campaigns,
             poll_seconds=settings.worker_poll_seconds,
         )
         webhooks = WebhookSender(
@@ -74,20 +75,32 @@ class Runtime:
             settings=settings,
             db=db,
             clock=clock,
+            signals=signals,
         )
 
     async def _upstream(self, stop: asyncio.Event) -> None:
         await self.connector.start(self.dispatcher.on_reports)
         try:
             await stop.wait()
+            # Reports for the last submitted batch must still reach the sink: stop the connector
+            # only once the send loop has recorded what it submitted.
+            await self.dispatcher.sending_stopped.wait()
         finally:
             await self.connector.stop()
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await purge_fingerprints(self.db, self.clock, window=self.settings.duplicate_window_seconds)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=30)
+        lock = SingletonLock(self.db, HOUSEKEEPING_LOCK)
+        try:
+            while not stop.is_set():
+                if await lock.held():
+                    await purge_fingerprints(
+                        self.db, self.clock, window=self.settings.duplicate_window_seconds
+                    )
+                    await purge_rate_windows(self.db, self.clock)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=30)
+        finally:
+            await lock.release()
 
     def loops(self) -> list[tuple[str, Loop]]:
         return [
@@ -96,4 +109,7 @@ class Runtime:
             ("dispatch-sweep", self.dispatcher.sweep_loop),
             ("webhooks", self.webhooks.run),
             ("housekeeping", self._housekeeping),
+            # Wake-ups from API processes (PostgreSQL LISTEN; idle on SQLite).
+            ("listen", self.signals.listen_loop),
+            ("notify", self.signals.notify_loop),
         ]

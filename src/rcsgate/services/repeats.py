@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
 from rcsgate.domain.errors import InvalidInput, RateLimited
+from rcsgate.store import rate_limits
 from rcsgate.store.db import Database
 from rcsgate.store.tables import idempotency_keys, request_fingerprints
 
@@ -85,3 +86,12 @@ async def purge_fingerprints(db: Database, clock: Clock, *, window: float) -> No
     cutoff = clock.now() - timedelta(seconds=window)
     async with db.write() as conn:
         await conn.execute(request_fingerprints.delete().where(request_fingerprints.c.created_at < cutoff))
+
+
+async def purge_rate_windows(db: Database, clock: Clock) -> None:
+    """Forget request budgets of windows that started over two days ago (a day is the longest window
+    that makes sense for a request rate)."""
+    if db.is_sqlite:
+        return  # the embedded limiter keeps its windows in memory
+    async with db.write() as conn:
+        await rate_limits.purge_before(conn, int(clock.now().timestamp()) - 2 * 86400)

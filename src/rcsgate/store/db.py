@@ -5,6 +5,12 @@ keeps committed transactions durable across a process crash (only an OS crash
 can lose the last few); write transactions start with ``BEGIN IMMEDIATE`` so two
 writers queue on the busy timeout instead of failing when a read lock cannot be
 upgraded.
+
+Grouped commits (SQLite): a process's writers take turns on one open transaction, each inside
+its own SAVEPOINT (a failing writer rolls back only its own work), and the transaction commits
+when nobody else is queued, or the group is large or old. ``write()`` returns only after the
+commit that holds its work, so an acknowledged request is on disk; concurrent requests share one
+commit instead of paying one each.
 """
 
 from __future__ import annotations
@@ -60,15 +66,110 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     return engine
 
 
+class _GroupCommitWriter:
+    """One SQLite write transaction shared by queued writers; see the module docstring."""
+
+    # Bounds on how long a busy stream of writers may keep one group (and its callers) waiting.
+    MAX_GROUP = 256
+    MAX_GROUP_SECONDS = 0.05
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        # Queueing this process's writers in asyncio replaces sqlite's busy handler (which sleeps up
+        # to 100 ms between tries) for all but other processes.
+        self.lock = asyncio.Lock()
+        self.queued = 0
+        self._conn: AsyncConnection | None = None
+        self._trans: Any = None
+        self._group: asyncio.Future[None] | None = None
+        self._group_size = 0
+        self._group_started = 0.0
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        self.queued += 1
+        try:
+            await self.lock.acquire()
+        except BaseException:
+            self.queued -= 1
+            self._commit_if_abandoned()
+            raise
+        self.queued -= 1
+        loop = asyncio.get_running_loop()
+        try:
+            if self._conn is None:
+                self._conn = await self.engine.connect()
+                self._trans = await self._conn.begin()
+                self._group = loop.create_future()
+                self._group_size = 0
+                self._group_started = loop.time()
+            conn, group = self._conn, self._group
+            assert group is not None
+            self._group_size += 1
+            savepoint = await conn.begin_nested()
+            try:
+                yield conn
+            except BaseException:
+                try:
+                    await savepoint.rollback()
+                except BaseException as exc:
+                    await self._finish(exc)
+                    raise
+                await self._maybe_commit(loop)
+                raise
+            await savepoint.commit()
+            await self._maybe_commit(loop)
+        finally:
+            self.lock.release()
+        await asyncio.shield(group)
+
+    async def _maybe_commit(self, loop: asyncio.AbstractEventLoop) -> None:
+        if (
+            self.queued == 0
+            or self._group_size >= self.MAX_GROUP
+            or loop.time() - self._group_started >= self.MAX_GROUP_SECONDS
+        ):
+            await self._finish(None)
+
+    async def _finish(self, failure: BaseException | None) -> None:
+        """Commit (or, after ``failure``, roll back) the open group and tell its writers."""
+        conn, trans, group = self._conn, self._trans, self._group
+        self._conn = self._trans = self._group = None
+        if conn is None or group is None:
+            return
+        try:
+            if failure is None:
+                await trans.commit()
+            else:
+                await trans.rollback()
+        except BaseException as exc:
+            failure = exc
+        finally:
+            await conn.close()
+        if failure is None:
+            group.set_result(None)
+        else:
+            group.set_exception(RuntimeError(f"write transaction failed: {failure!r}"))
+            group.exception()  # retrieved here, so a group whose writers all failed logs no warning
+
+    def _commit_if_abandoned(self) -> None:
+        # A cancelled waiter may have been the one the lock holder left the commit to.
+        if self.queued == 0 and not self.lock.locked() and self._conn is not None:
+            asyncio.get_running_loop().create_task(self._commit_abandoned())
+
+    async def _commit_abandoned(self) -> None:
+        async with self.lock:
+            if self._conn is not None:
+                await self._finish(None)
+
+
 class Database:
     """An engine plus the two ways services open transactions."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
-        # SQLite has one writer at a time. Queueing this process's writers here, in asyncio, replaces
-        # sqlite's busy handler (which sleeps up to 100 ms between tries) for all but other processes.
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._writer = _GroupCommitWriter(engine) if self.is_sqlite else None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -77,11 +178,11 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction, committed when the block ends without an exception."""
-        if self._write_lock is None:
+        if self._writer is None:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        async with self._write_lock, self.engine.begin() as conn:
+        async with self._writer.write() as conn:
             yield conn
 
     @asynccontextmanager

@@ -387,3 +387,13 @@ request_fingerprints = Table(
     Column("body_hash", String(64), primary_key=True),
     Column("created_at", UtcDateTime, nullable=False),
 )
+
+# Request budget per account and fixed time window, shared by every API process on PostgreSQL
+# (processes take it in small chunks; see api/rate_limit.py).
+rate_limit_windows = Table(
+    "rate_limit_windows",
+    metadata,
+    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("window_start", BigInteger, primary_key=True),  # Unix seconds
+    Column("used", Integer, nullable=False),
+)

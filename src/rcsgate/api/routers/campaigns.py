@@ -30,6 +30,7 @@ from rcsgate.domain.timefmt import format_ts, parse_ts
 from rcsgate.services import campaigns
 from rcsgate.services.accounts import get_account
 from rcsgate.services.campaigns import CampaignView
+from rcsgate.store.signals import CAMPAIGNS, DUE
 
 router = APIRouter(prefix="/api/campaigns", tags=["RCS campaigns"], responses={401: {"model": ErrorBody}})
 
@@ -86,7 +87,7 @@ async def _create(
         key=request_key(request.url.path, body, idempotency_key),
         duplicate_window=ctx.settings.duplicate_window_seconds,
     )
-    ctx.sweep_wake.set()
+    ctx.signals.poke(CAMPAIGNS)
     return CampaignResponse(data=campaign_out(view))
 
 
@@ -234,5 +235,5 @@ async def resume(campaign_id: CampaignId, principal: CurrentPrincipal, ctx: Cont
     view = await campaigns.resume_campaign(
         ctx.db, ctx.clock, account_id=principal.account_id, campaign_id=campaign_id
     )
-    ctx.wake.set()
+    ctx.signals.poke(DUE)
     return CampaignResponse(data=campaign_out(view))

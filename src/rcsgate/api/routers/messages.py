@@ -26,6 +26,7 @@ from rcsgate.domain.message_view import MessageView
 from rcsgate.domain.money import format_units
 from rcsgate.domain.timefmt import format_ts, parse_ts
 from rcsgate.services import message_queries, sending
+from rcsgate.store.signals import DUE
 
 router = APIRouter(prefix="/api", tags=["RCS messages"], responses={401: {"model": ErrorBody}})
 
@@ -95,7 +96,7 @@ async def send_rcs(
         key=request_key(request.url.path, body, idempotency_key),
         duplicate_window=ctx.settings.duplicate_window_seconds,
     )
-    ctx.wake.set()
+    ctx.signals.poke(DUE)
     return MessageResponse(data=MessageInfo(**info(view)))
 
 
