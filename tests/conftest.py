@@ -250,7 +250,13 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        class Server(ThreadingHTTPServer):
+            # The webhook sender opens up to 200 connections at once; socketserver's default
+            # backlog of 5 would refuse most of them.
+            request_queue_size = 1024
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

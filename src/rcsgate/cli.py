@@ -220,6 +220,98 @@ def worker() -> None:
     asyncio.run(main())
 
 
+@app.command()
+def simulator(
+    report_url: Annotated[
+        str,
+        typer.Option(
+            help="Where to POST signed report batches: rcsgate's "
+            "http://HOST:PORT/api/upstream/simulator/events."
+        ),
+    ],
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 9090,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RCSGATE_UPSTREAM_SECRET",
+            show_envvar=True,
+            help="Shared secret that signs the reports (at least 16 characters).",
+        ),
+    ] = None,
+    profile: Annotated[str, typer.Option(help="deterministic or realistic.")] = "deterministic",
+    seed: Annotated[int, typer.Option(help="Seed of the realistic profile.")] = 0,
+    zero_latency: Annotated[
+        bool, typer.Option("--zero-latency", help="Reports as fast as possible.")
+    ] = False,
+    sent_latency: Annotated[float, typer.Option(min=0, help="Seconds before the handset is reached.")] = 0.05,
+    delivered_latency: Annotated[float, typer.Option(min=0, help="Then seconds to delivered.")] = 0.2,
+    read_latency: Annotated[float, typer.Option(min=0, help="Then seconds to read.")] = 1.0,
+    click_latency: Annotated[float, typer.Option(min=0, help="Then seconds to the click (9994).")] = 0.5,
+    error_rate: Annotated[float, typer.Option(min=0, max=1, help="Fault: answer 503, unprocessed.")] = 0.0,
+    reset_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Fault: reset the connection, unprocessed.")
+    ] = 0.0,
+    timeout_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Fault: process the submit, then never answer.")
+    ] = 0.0,
+    blackhole_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Fault: never answer, unprocessed.")
+    ] = 0.0,
+    slow_rate: Annotated[float, typer.Option(min=0, max=1, help="Fault: answer after --slow-seconds.")] = 0.0,
+    slow_seconds: Annotated[float, typer.Option(min=0, help="Delay of a slow answer.")] = 2.0,
+    hang_seconds: Annotated[
+        float, typer.Option(min=0.001, help="How long a timeout or black hole holds the connection.")
+    ] = 30.0,
+    fault_seed: Annotated[int, typer.Option(help="Seed of the fault draws.")] = 0,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
+) -> None:
+    """Run the simulated upstream as a service of its own, with fault injection (docs/simulator.md).
+
+    Point rcsgate at it with RCSGATE_UPSTREAM_URL=http://HOST:PORT and the same RCSGATE_UPSTREAM_SECRET."""
+    from pydantic import ValidationError
+
+    from rcsgate.connectors import simulator_service as service
+
+    if not secret:
+        raise fail("a shared secret is needed: --secret or RCSGATE_UPSTREAM_SECRET")
+    if profile not in ("deterministic", "realistic"):
+        raise fail("--profile must be deterministic or realistic")
+    try:
+        faults = service.FaultConfig(
+            error_rate=error_rate,
+            reset_rate=reset_rate,
+            timeout_rate=timeout_rate,
+            blackhole_rate=blackhole_rate,
+            slow_rate=slow_rate,
+            slow_seconds=slow_seconds,
+            hang_seconds=hang_seconds,
+            seed=fault_seed,
+        )
+    except ValidationError as exc:
+        raise fail(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from exc
+    options = service.ServiceOptions(
+        report_url=report_url,
+        secret=secret,
+        host=host,
+        port=port,
+        sent_latency=sent_latency,
+        delivered_latency=delivered_latency,
+        read_latency=read_latency,
+        click_latency=click_latency,
+        profile="realistic" if profile == "realistic" else "deterministic",
+        seed=seed,
+        zero_latency=zero_latency,
+        faults=faults,
+    )
+    try:
+        options.check()
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"rcsgate simulator on http://{host}:{port}, reports to {report_url}", err=True)
+    service.run(options, log_level=log_level.upper())
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the latest revision (safe to run again)."""

@@ -14,7 +14,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     simulator_delivered_latency: float = Field(default=0.2, ge=0)
     simulator_read_latency: float = Field(default=1.0, ge=0)
     worker_poll_seconds: float = Field(default=0.05, gt=0)
+    # How long a worker's claim on a message or webhook lasts; a dead worker's claims are taken over
+    # after it. Longer than any one upstream submit or webhook attempt (checked below).
+    claim_lease_seconds: float = Field(default=60.0, ge=1)
+    # Upstream over HTTP: the simulator service (`rcsgate simulator`) instead of the embedded one.
+    upstream_url: str | None = None
+    # Signs the reports the service pushes to /api/upstream/simulator/events; API processes need it.
+    upstream_secret: SecretStr | None = None
+    # Below the claim lease, so an unanswered submit is recorded before the claim lapses.
+    upstream_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    upstream_breaker_threshold: int = Field(default=5, ge=1)
+    upstream_breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -80,6 +91,40 @@ class Settings(BaseSettings):
 
         parse_schedule(value)
         return value
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _upstream_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _upstream_secret(self) -> Settings:
+        secret = self.upstream_secret.get_secret_value() if self.upstream_secret else ""
+        if secret and len(secret) < 16:
+            raise ValueError("RCSGATE_UPSTREAM_SECRET must be at least 16 characters")
+        if self.upstream_url and not secret:
+            raise ValueError(
+                "RCSGATE_UPSTREAM_SECRET is required with RCSGATE_UPSTREAM_URL: it authenticates "
+                "the upstream's reports"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_calls(self) -> Settings:
+        # A claim lapsing while its worker still waits for an answer would let a second worker
+        # submit the same message (or post the same webhook) in parallel.
+        longest = max(self.upstream_timeout_seconds, self.webhook_timeout_seconds)
+        if self.claim_lease_seconds <= longest:
+            raise ValueError(
+                "RCSGATE_CLAIM_LEASE_SECONDS must be longer than RCSGATE_UPSTREAM_TIMEOUT_SECONDS "
+                "and RCSGATE_WEBHOOK_TIMEOUT_SECONDS"
+            )
+        return self
 
     @field_validator("log_level")
     @classmethod

@@ -23,7 +23,7 @@ from .context import AppContext
 from .errors import error_responses, install_error_handlers
 from .middleware import RequestContextMiddleware
 from .rate_limit import build_limiter
-from .routers import accounts, auth, campaigns, contact_book, health, messages
+from .routers import accounts, auth, campaigns, contact_book, health, messages, upstream
 
 DESCRIPTION = """
 rcsgate: RCS business messaging with SMS fallback, wire-compatible with the RCS part of BSG One-API.
@@ -90,6 +90,7 @@ def create_app(
     app.include_router(campaigns.router, responses=authenticated)
     app.include_router(contact_book.router, responses=authenticated)
     app.include_router(health.router)
+    app.include_router(upstream.router)  # not in the OpenAPI document
     _hoist_request_schemas(app)
     return app
 

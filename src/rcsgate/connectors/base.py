@@ -89,6 +89,12 @@ class Connector(Protocol):
         """Hand one message to the upstream. Must not raise for upstream trouble: return TryLater."""
         ...
 
+    def admits(self) -> int | None:
+        """How many submits the connector takes now: None for no limit, 0 while it would refuse
+        every one (an open circuit breaker), 1 for a probe. The dispatcher claims no more than that,
+        so messages wait unclaimed instead of burning retries."""
+        ...
+
     async def start(self, sink: ReportSink) -> None:
         """Begin delivering reports to ``sink`` (background tasks, webhook listeners...)."""
         ...

@@ -60,8 +60,16 @@ class Dispatcher:
 
     async def _send(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            admits = self.connector.admits()
+            if admits == 0:
+                # The upstream is down (circuit open): leave messages unclaimed for other workers
+                # or the probe, rather than claim them only to put them back with a longer backoff.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=max(self.poll_seconds, 0.2))
+                continue
+            limit = self.batch_size if admits is None else min(self.batch_size, admits)
             batch = await dispatching.claim(
-                self.db, self.clock, limit=self.batch_size, lease_seconds=self.lease_seconds
+                self.db, self.clock, limit=limit, lease_seconds=self.lease_seconds
             )
             if batch:
                 results = await asyncio.gather(*(self._submit(message) for message in batch))

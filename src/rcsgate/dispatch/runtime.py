@@ -21,6 +21,20 @@ from rcsgate.webhooks.sender import WebhookSender
 
 
 def build_connector(settings: Settings, clock: Clock) -> Connector:
+    """The simulator service over HTTP when RCSGATE_UPSTREAM_URL is set, else the embedded simulator."""
+    if settings.upstream_url:
+        from rcsgate.connectors.circuit_breaker import CircuitBreaker
+        from rcsgate.connectors.http_simulator import HttpSimulatorConnector
+
+        return HttpSimulatorConnector(
+            base_url=settings.upstream_url,
+            timeout_seconds=settings.upstream_timeout_seconds,
+            breaker=CircuitBreaker(
+                name=HttpSimulatorConnector.name,
+                threshold=settings.upstream_breaker_threshold,
+                cooldown=settings.upstream_breaker_cooldown_seconds,
+            ),
+        )
     return SimulatorConnector(
         clock=clock,
         sent_latency=settings.simulator_sent_latency,
@@ -59,6 +73,7 @@ class Runtime:
             wake=signals.due,
             sweep_wake=signals.campaigns,
             poll_seconds=settings.worker_poll_seconds,
+            lease_seconds=settings.claim_lease_seconds,
         )
         webhooks = WebhookSender(
             db=db,
@@ -67,6 +82,7 @@ class Runtime:
             allow_private=settings.webhooks_allow_private,
             timeout_seconds=settings.webhook_timeout_seconds,
             poll_seconds=settings.worker_poll_seconds,
+            lease_seconds=settings.claim_lease_seconds,
         )
         return cls(
             connector=connector,

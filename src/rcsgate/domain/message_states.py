@@ -45,7 +45,9 @@ SETTLED: Final[frozenset[str]] = FINAL | {"delivered"}
 _NEXT: Final[dict[str, frozenset[str]]] = {
     "scheduled": frozenset({"accepted", "failed"}),
     "moderation": frozenset({"accepted", "failed"}),
-    "accepted": frozenset({"sending", "failed", "expired"}),
+    # delivered / undelivered: a report for a submit whose answer was lost (timeout, reset) while the
+    # upstream took the message all the same; the message waits for its retry in `accepted`.
+    "accepted": frozenset({"sending", "failed", "expired", "delivered", "undelivered"}),
     # "accepted" again: a transient upstream error, retried later.
     "sending": frozenset({"accepted", "sent", "delivered", "undelivered", "failed", "expired"}),
     "sent": frozenset({"delivered", "undelivered", "expired", "unknown"}),

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
 from rcsgate.domain.campaign_stats import ChannelCounts, split_counts
@@ -342,17 +343,25 @@ async def get_campaign(
     db: Database, *, account_id: int, campaign_id: int, with_total: bool = False
 ) -> CampaignView:
     async with db.read() as conn:
-        account = await account_store.get_account(conn, account_id)
-        row = await store.get(conn, campaign_id, account_id=account_id)
-        if account is None or row is None:
-            raise NotFound("Campaign was not found.")
-        counts = (await store.status_counts(conn, [campaign_id])).get(campaign_id, [])
-        view = _make_view(row, counts, account.currency, account.timezone)
-        if with_total:
-            view = CampaignView(
-                **{**asdict(view), "total_price_units": await store.total_charged(conn, campaign_id)}
-            )
-        return view
+        return await _read_campaign(
+            conn, account_id=account_id, campaign_id=campaign_id, with_total=with_total
+        )
+
+
+async def _read_campaign(
+    conn: AsyncConnection, *, account_id: int, campaign_id: int, with_total: bool = False
+) -> CampaignView:
+    account = await account_store.get_account(conn, account_id)
+    row = await store.get(conn, campaign_id, account_id=account_id)
+    if account is None or row is None:
+        raise NotFound("Campaign was not found.")
+    counts = (await store.status_counts(conn, [campaign_id])).get(campaign_id, [])
+    view = _make_view(row, counts, account.currency, account.timezone)
+    if with_total:
+        view = CampaignView(
+            **{**asdict(view), "total_price_units": await store.total_charged(conn, campaign_id)}
+        )
+    return view
 
 
 Sort = Literal["id", "sender", "type", "date", "status"]
@@ -462,7 +471,9 @@ async def resume_campaign(db: Database, clock: Clock, *, account_id: int, campai
         if not await store.set_status(conn, campaign_id, old=("paused",), new="sending", status_reason=None):
             raise Rejected("Invalid campaign status")
         await store.release_queue(conn, campaign_id=campaign_id, due_at=now)
-    return await get_campaign(db, account_id=account_id, campaign_id=campaign_id)
+        # Read in the same transaction: the dispatcher may pause it again (funds still short)
+        # before a later read, and the answer must say what this resume did.
+        return await _read_campaign(conn, account_id=account_id, campaign_id=campaign_id)
 
 
 async def pause_for_funds(conn: Any, *, campaign_id: int) -> None:

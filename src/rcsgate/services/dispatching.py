@@ -181,12 +181,13 @@ async def _apply_one(unit: Unit, msg: Msg, report: Report, now: datetime) -> Msg
         )
         return msg
     at = report.at
+    in_flight = _in_flight(msg)
     if report.status == "delivered":
-        if msg.status not in ("sending", "sent"):
+        if not in_flight:
             return None
         return await transition(unit, msg, "delivered", now, delivered_at=at)
     if report.status == "read":
-        if msg.status in ("sending", "sent"):
+        if in_flight:
             # A read report implies delivery; apply both, in order.
             delivered = await transition(unit, msg, "delivered", now, delivered_at=at)
             if delivered is None:
@@ -195,9 +196,17 @@ async def _apply_one(unit: Unit, msg: Msg, report: Report, now: datetime) -> Msg
         if msg.status != "delivered":
             return None
         return await transition(unit, msg, "read", now, read_at=at)
-    if msg.status not in ("sending", "sent"):
+    if not in_flight:
         return None
     return await transition(unit, msg, report.status, now, reason=report.status)
+
+
+def _in_flight(msg: Msg) -> bool:
+    """Whether the upstream may hold the message, so its delivery reports apply. That includes a
+    message back in `accepted` after a submit whose answer never came (timeout, connection reset):
+    the upstream may have taken it all the same, and then its report is the only word we get, since
+    a resubmission of the same id is answered as a duplicate and produces no new reports."""
+    return msg.status in ("sending", "sent") or (msg.status == "accepted" and msg.attempts > 0)
 
 
 async def expire_due(db: Database, clock: Clock, *, limit: int = 500) -> int:

@@ -121,7 +121,10 @@ async def send_single(
     try:
         async with db.write() as conn:
             now = clock.now()
-            account = await account_store.get_account(conn, principal.account_id, for_update=not db.is_sqlite)
+            # No row lock here: the reservation below is one conditional UPDATE, and repeats and
+            # references race into unique indexes; so concurrent sends of an account wait for each
+            # other only from that UPDATE to the commit.
+            account = await account_store.get_account(conn, principal.account_id)
             assert account is not None
             replayed = await earlier_answer(
                 conn, account_id=account.id, key=key, now=now, window=duplicate_window
@@ -211,16 +214,6 @@ async def send_single(
             await store.insert_event(
                 conn, message_id=message_id, from_status=None, status=status, at=now, detail=fail_reason
             )
-            if fail_reason is None:
-                amount = max_cost(
-                    rcs_price=price,
-                    sms_unit_price=plan.unit_price if plan else None,
-                    sms_parts=plan.parts if plan else 0,
-                )
-                if not await store.reserve(
-                    conn, account_id=account.id, message_id=message_id, amount=amount, now=now
-                ):
-                    raise Rejected("Insufficient funds")
             if request.add_to_contact_book:
                 await contacts.add_missing(conn, account_id=account.id, phones=[phone], now=now)
             view = MessageView(
@@ -239,6 +232,17 @@ async def send_single(
                 timezone=account.timezone,
             )
             await remember(conn, account_id=account.id, key=key, answer=view.to_json(), now=now)
+            if fail_reason is None:
+                # Last: the account row stays locked from here to the commit only.
+                amount = max_cost(
+                    rcs_price=price,
+                    sms_unit_price=plan.unit_price if plan else None,
+                    sms_parts=plan.parts if plan else 0,
+                )
+                if not await store.reserve(
+                    conn, account_id=account.id, message_id=message_id, amount=amount, now=now
+                ):
+                    raise Rejected("Insufficient funds")
             return view
     except IntegrityError as exc:
         # Two identical requests raced past the checks above; the unique indexes decide.

@@ -1,0 +1,419 @@
+"""The simulator as a service of its own (``rcsgate simulator``): an upstream outside our processes
+that survives their crashes, answers over HTTP, pushes signed reports back, and misbehaves on
+request. HTTP API and fault semantics: docs/simulator.md.
+
+What it answers and which reports it schedules is connectors/simulation.py, exactly as in the
+embedded simulator. On top of that:
+
+* fault injection per submit (5xx, connection reset, process-then-drop timeouts, black holes,
+  slow answers), decided by a generator seeded with ``(seed, message id, attempt)`` so a run is
+  reproducible whatever order the submits arrive in, and changeable at run time (``PUT /v1/faults``);
+* a journal of every submit and whether its answer reached the client (``GET /v1/submits``), for
+  crash tests that must tell a resubmission after a lost answer from a duplicate send;
+* reports pushed in due order, in signed batches, retried with backoff until rcsgate answers 2xx:
+  nothing is dropped while the service runs (a stop drops what is still pending, and says so).
+
+aiohttp's server rather than uvicorn: it exposes the request's transport, which is what lets a
+fault abort the connection with a real TCP reset instead of an HTTP error answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import socket
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import aiohttp
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rcsgate.clock import Clock, SystemClock
+from rcsgate.connectors.simulation import Pending, Profile, ReportQueue, SimulatedUpstream
+from rcsgate.connectors.simulator_wire import (
+    CLIENT_HEADER,
+    MAX_REPORT_BATCH,
+    answer_body,
+    decode_submit,
+    encode_reports,
+    sign_reports,
+)
+from rcsgate.domain.backoff import exponential_delay
+from rcsgate.logging_setup import configure_logging, get_logger
+
+log = get_logger("rcsgate.simulator_service")
+
+FaultKind = Literal["none", "error", "reset", "timeout", "blackhole"]
+# A batch body stays well under the ingress limit (1 MiB) even with long postback data.
+MAX_BATCH_BYTES: Final = 512 * 1024
+# How long the pusher sleeps with nothing scheduled; a new report wakes it at once anyway.
+_IDLE_SECONDS: Final = 1.0
+_INJECTED_ERROR: Final = "injected fault"
+
+
+class FaultConfig(BaseModel):
+    """Fault injection, per submit. The four exclusive rates are tried in this order with one draw."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error_rate: float = Field(default=0.0, ge=0, le=1, description="answer 503 without processing")
+    reset_rate: float = Field(
+        default=0.0, ge=0, le=1, description="abort the connection (TCP RST), unprocessed"
+    )
+    timeout_rate: float = Field(
+        default=0.0, ge=0, le=1, description="process the submit, then never answer (the nasty one)"
+    )
+    blackhole_rate: float = Field(default=0.0, ge=0, le=1, description="never answer, unprocessed")
+    slow_rate: float = Field(
+        default=0.0, ge=0, le=1, description="answer after slow_seconds (independent draw)"
+    )
+    slow_seconds: float = Field(default=2.0, ge=0, le=600)
+    # Timeouts and black holes hold the connection this long, then reset it: longer than any
+    # sensible client timeout, short enough not to pile up connections forever.
+    hang_seconds: float = Field(default=30.0, gt=0, le=3600)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _exclusive_rates(self) -> FaultConfig:
+        if self.error_rate + self.reset_rate + self.timeout_rate + self.blackhole_rate > 1.0 + 1e-9:
+            raise ValueError("error_rate + reset_rate + timeout_rate + blackhole_rate must not exceed 1")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    kind: FaultKind
+    slow: bool
+
+
+def decide(config: FaultConfig, message_id: int, attempt: int) -> Decision:
+    """The fault for one submit. Seeded per submit, not drawn from one stream, so concurrent
+    arrival order does not change which submit of which message fails."""
+    rng = random.Random(f"rcsgate-faults:{config.seed}:{message_id}:{attempt}")
+    draw, slow = rng.random(), rng.random() < config.slow_rate
+    bound = 0.0
+    kinds: tuple[tuple[FaultKind, float], ...] = (
+        ("error", config.error_rate),
+        ("reset", config.reset_rate),
+        ("timeout", config.timeout_rate),
+        ("blackhole", config.blackhole_rate),
+    )
+    for kind, rate in kinds:
+        bound += rate
+        if draw < bound:
+            return Decision(kind, slow)
+    return Decision("none", slow)
+
+
+@dataclass(slots=True)
+class Attempt:
+    fault: FaultKind
+    slow: bool
+    # What the upstream decided (accepted, not_capable, rejected, unavailable); None if the fault
+    # struck before the submit was processed.
+    result: str | None = None
+    # The whole answer was handed to the client's connection. A client that gave up a moment
+    # before cannot be told apart, so keep slow answers clear of the client's timeout.
+    answered: bool = False
+    # Who submitted (the client's X-Rcsgate-Client header: host and process id), so a crash test can
+    # tell a resubmission after its submitter died from a double submit.
+    client: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "fault": self.fault,
+            "slow": self.slow,
+            "result": self.result,
+            "answered": self.answered,
+            "client": self.client,
+        }
+
+
+@dataclass
+class ServiceOptions:
+    report_url: str
+    secret: str
+    host: str = "127.0.0.1"
+    port: int = 9090
+    sent_latency: float = 0.05
+    delivered_latency: float = 0.2
+    read_latency: float = 1.0
+    click_latency: float = 0.5
+    profile: Profile = "deterministic"
+    seed: int = 0
+    zero_latency: bool = False
+    report_timeout: float = 10.0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+    def check(self) -> None:
+        """Raise ValueError for options the service cannot work with."""
+        if not self.report_url.startswith(("http://", "https://")):
+            raise ValueError("the report URL must be an http:// or https:// URL")
+        sign_reports(self.secret, b"{}")  # refuses a short secret now, not at the first push
+
+
+@dataclass
+class _Stats:
+    reports_pushed: int = 0
+    batches_pushed: int = 0
+    push_failures: int = 0
+    last_push_error: str | None = None
+    bad_submits: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+
+
+class SimulatorService:
+    def __init__(self, options: ServiceOptions, *, clock: Clock | None = None) -> None:
+        options.check()
+        self.options = options
+        self.clock = clock or SystemClock()
+        self.faults = options.faults
+        self.reports = ReportQueue(on_push=self._wake)
+        self.upstream = SimulatedUpstream(
+            clock=self.clock,
+            sent_latency=options.sent_latency,
+            delivered_latency=options.delivered_latency,
+            read_latency=options.read_latency,
+            click_latency=options.click_latency,
+            profile=options.profile,
+            seed=options.seed,
+            zero_latency=options.zero_latency,
+            reports=self.reports,
+        )
+        self.journal: dict[int, list[Attempt]] = {}
+        self.stats = _Stats()
+        self._wakeup = asyncio.Event()
+        self.app = web.Application()
+        self.app.add_routes(
+            [
+                web.post("/v1/messages", self.submit),
+                web.get("/v1/submits", self.submits),
+                web.get("/v1/stats", self.stats_view),
+                web.get("/v1/faults", self.faults_view),
+                web.put("/v1/faults", self.set_faults),
+                web.get("/healthz", self.health),
+                web.get("/readyz", self.health),
+            ]
+        )
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+
+    # ------------------------------------------------------------------ submits
+
+    async def submit(self, request: web.Request) -> web.StreamResponse:
+        try:
+            message = decode_submit(await request.read())
+        except ValueError as exc:
+            self.stats.bad_submits += 1
+            return web.json_response({"error": str(exc)}, status=400)
+        attempts = self.journal.setdefault(message.message_id, [])
+        faults = self.faults  # one config for the whole submit, even if it is changed meanwhile
+        decision = decide(faults, message.message_id, len(attempts) + 1)
+        attempt = Attempt(
+            fault=decision.kind,
+            slow=decision.slow,
+            client=request.headers.get(CLIENT_HEADER, "")[:100] or None,
+        )
+        attempts.append(attempt)
+        self.stats.faults[decision.kind] += 1
+        if decision.kind == "reset":
+            return _reset(request)
+        if decision.kind == "blackhole":
+            await asyncio.sleep(faults.hang_seconds)
+            return _reset(request)
+        if decision.kind == "error":
+            status, payload = 503, {"result": "unavailable", "error": _INJECTED_ERROR}
+        else:
+            status, payload = answer_body(self.upstream.submit(message))
+            attempt.result = payload["result"]
+            if decision.kind == "timeout":
+                await asyncio.sleep(faults.hang_seconds)
+                return _reset(request)
+        if decision.slow:
+            await asyncio.sleep(faults.slow_seconds)
+        return await _answer(request, web.json_response(payload, status=status), attempt)
+
+    async def submits(self, request: web.Request) -> web.Response:
+        wanted = {int(v) for v in request.query.getall("message_id", []) if v.isdigit()}
+        messages = {
+            str(mid): {
+                "submits": len(attempts),
+                "answered": sum(a.answered for a in attempts),
+                "attempts": [a.view() for a in attempts],
+            }
+            for mid, attempts in self.journal.items()
+            if not wanted or mid in wanted
+        }
+        return web.json_response({"messages": messages})
+
+    async def stats_view(self, request: web.Request) -> web.Response:
+        s = self.stats
+        attempts = [a for entries in self.journal.values() for a in entries]
+        return web.json_response(
+            {
+                "pending_reports": len(self.reports),
+                "reports_pushed": s.reports_pushed,
+                "batches_pushed": s.batches_pushed,
+                "push_failures": s.push_failures,
+                "last_push_error": s.last_push_error,
+                "messages": len(self.journal),
+                "accepted_messages": self.upstream.accepted_count,
+                "submits": len(attempts),
+                "answered": sum(a.answered for a in attempts),
+                "bad_submits": s.bad_submits,
+                "faults_injected": {k: s.faults[k] for k in ("error", "reset", "timeout", "blackhole")},
+                "slow_answers": sum(a.slow for a in attempts),
+                "faults": self.faults.model_dump(),
+            }
+        )
+
+    async def faults_view(self, request: web.Request) -> web.Response:
+        return web.json_response(self.faults.model_dump())
+
+    async def set_faults(self, request: web.Request) -> web.Response:
+        """Change some knobs (the body names only those); the rest keep their values."""
+        try:
+            patch = await request.json()
+            if not isinstance(patch, dict):
+                raise ValueError("the body must be a JSON object")
+            self.faults = FaultConfig.model_validate({**self.faults.model_dump(), **patch})
+        except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+            return web.json_response({"error": str(exc)}, status=422)
+        log.info("simulator_faults_changed", **self.faults.model_dump())
+        return web.json_response(self.faults.model_dump())
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    # ------------------------------------------------------------------ reports
+
+    async def push_reports(self) -> None:
+        """Hand due reports to rcsgate in due order, one batch at a time, until cancelled."""
+        timeout = aiohttp.ClientTimeout(total=self.options.report_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            failures = 0
+            while True:
+                self._wakeup.clear()
+                now = self.clock.now()
+                batch = self.reports.pop_due(now, MAX_REPORT_BATCH)
+                if not batch:
+                    due = self.reports.next_due()
+                    wait = _IDLE_SECONDS if due is None else (due - now).total_seconds()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(min(_IDLE_SECONDS, max(0.0, wait))):
+                            await self._wakeup.wait()
+                    continue
+                try:
+                    error = await self._post(session, self._fit(batch))
+                except BaseException:
+                    self.reports.requeue(batch)  # cancelled mid-push: keep them for whoever asks
+                    raise
+                if error is None:
+                    failures = 0
+                    self.stats.reports_pushed += len(batch)
+                    self.stats.batches_pushed += 1
+                    continue
+                # Back at their places, so the retry sends them (and nothing overtakes them) in order.
+                self.reports.requeue(batch)
+                failures += 1
+                self.stats.push_failures += 1
+                self.stats.last_push_error = error
+                log.warning(
+                    "simulator_report_push_failed", error=error, reports=len(batch), failures=failures
+                )
+                await asyncio.sleep(exponential_delay(failures, base=0.1, cap=5.0))
+
+    def _fit(self, batch: list[Pending]) -> bytes:
+        """Encode the batch, handing back its tail while the body is too large for the ingress."""
+        body = encode_reports([p.report for p in batch])
+        while len(batch) > 1 and len(body) > MAX_BATCH_BYTES:
+            half = len(batch) // 2
+            self.reports.requeue(batch[half:])
+            del batch[half:]
+            body = encode_reports([p.report for p in batch])
+        return body
+
+    async def _post(self, session: aiohttp.ClientSession, body: bytes) -> str | None:
+        headers = sign_reports(self.options.secret, body)
+        try:
+            async with session.post(self.options.report_url, data=body, headers=headers) as response:
+                await response.read()
+                if 200 <= response.status < 300:
+                    return None
+                return f"rcsgate answered {response.status}"
+        except TimeoutError:
+            return "timeout"
+        except (aiohttp.ClientError, OSError) as exc:
+            return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _reset(request: web.Request) -> web.StreamResponse:
+    """Abort the connection with a TCP reset (SO_LINGER 0), leaving the client without an answer."""
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    # aiohttp finds the transport gone and writes nothing.
+    return web.Response(status=503)
+
+
+async def _answer(request: web.Request, response: web.StreamResponse, attempt: Attempt) -> web.StreamResponse:
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return response  # the client left (it timed out): nobody gets this answer
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        return response
+    attempt.answered = True
+    return response
+
+
+async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
+    """Run the service until ``stop`` is set."""
+    service = SimulatorService(options)
+    # A short shutdown grace: held (faulted) requests would otherwise keep a stop waiting for minutes.
+    runner = web.AppRunner(service.app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    pusher: asyncio.Task[None] | None = None
+    try:
+        await web.TCPSite(runner, options.host, options.port).start()
+        pusher = asyncio.create_task(service.push_reports(), name="simulator-report-push")
+        log.info(
+            "simulator_listening",
+            host=options.host,
+            port=options.port,
+            report_url=options.report_url,
+            **service.faults.model_dump(),
+        )
+        await stop.wait()
+    finally:
+        if pusher is not None:
+            pusher.cancel()
+            await asyncio.wait({pusher})
+        await runner.cleanup()
+        log.info("simulator_stopped", pending_reports_dropped=len(service.reports))
+
+
+def run(options: ServiceOptions, *, log_level: str = "INFO") -> None:
+    """The ``rcsgate simulator`` command: serve until SIGTERM or SIGINT."""
+    configure_logging(log_level)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(options, stop)
+
+    asyncio.run(main())
