@@ -34,14 +34,31 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
+# Two pytest workers, one test file each at a time (files share module-scoped servers): most
+# tests wait on real servers and subprocesses, so the suite takes about half as long.
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
-# Campaign benchmarks on SQLite, and on PostgreSQL when RCSGATE_BENCH_DATABASE_URL names a database
-# the benchmark may empty (e.g. postgresql://postgres@127.0.0.1:5432/rcsgate_bench).
+# Benchmarks (docs/PERFORMANCE.md) on SQLite, and on PostgreSQL when RCSGATE_BENCH_DATABASE_URL names a
+# database the benchmarks may empty (e.g. postgresql://postgres@127.0.0.1:5432/rcsgate_bench).
+# single_send, pipeline and queries rewrite their tables in docs/PERFORMANCE.md (--update-doc);
+# `make bench BENCH_ARGS=--quick` is a smoke run of everything that writes nothing there.
+BENCH_ARGS ?=
+BENCH_SCRIPTS := single_send pipeline queries
+
 bench: install-dev
-	$(BIN)/python bench/campaigns.py --json
-	@if [ -n "$$RCSGATE_BENCH_DATABASE_URL" ]; then $(BIN)/python bench/campaigns.py --json --database-url "$$RCSGATE_BENCH_DATABASE_URL"; fi
+	$(BIN)/python bench/campaigns.py --json $(BENCH_ARGS)
+	@set -e; for s in $(BENCH_SCRIPTS); do \
+		echo "== bench/$$s.py (SQLite)"; \
+		$(BIN)/python bench/$$s.py --json --update-doc $(BENCH_ARGS); \
+	done
+	@set -e; if [ -n "$$RCSGATE_BENCH_DATABASE_URL" ]; then \
+		$(BIN)/python bench/campaigns.py --json --database-url "$$RCSGATE_BENCH_DATABASE_URL" $(BENCH_ARGS); \
+		for s in $(BENCH_SCRIPTS); do \
+			echo "== bench/$$s.py (PostgreSQL)"; \
+			$(BIN)/python bench/$$s.py --json --update-doc --database-url "$$RCSGATE_BENCH_DATABASE_URL" $(BENCH_ARGS); \
+		done; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

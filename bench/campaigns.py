@@ -6,7 +6,7 @@ simulator and a local webhook receiver, then measures:
      `delivered` status webhook has been acknowledged by the receiver
   3. GET /api/campaigns/{id}/detail on that finished campaign (median of N)
 
-Usage: python bench/campaigns.py [--database-url URL] [--runs 10] [--recipients 5000] [--json]
+Usage: python bench/campaigns.py [--database-url URL] [--runs 10] [--recipients 5000] [--json] [--quick]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 from aiohttp import web
 
@@ -218,12 +218,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--recipients", type=int, default=5000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 runs of 500 recipients")
     parser.add_argument(
         "--profile", default=None, help="write a py-spy profile (collapsed stacks) of the pipeline run"
     )
     parser.add_argument("--profile-accept", default=None, help="write a py-spy profile of the accept runs")
     parser.add_argument("--py-spy", default="py-spy", help="path of the py-spy binary")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.recipients = 2, 500
     result = asyncio.run(bench(args))
     print(json.dumps(result, indent=None if args.json else 2))
 

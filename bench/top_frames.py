@@ -29,4 +29,4 @@ def main(path: str, limit: int = 30, prefix: str = "rcsgate") -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], *(int(a) for a in sys.argv[2:3]))
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 30)

@@ -35,7 +35,7 @@ from conftest import LiveServer
 from rcsgate.services import accounts
 from rcsgate.services.demo import ensure_demo
 
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 10
 SEED = 20260101
 
 CHECKS = [
@@ -46,6 +46,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 
+RCS_PATHS = ("/api/messages", "/api/campaigns")
 SEND_PATHS = {"/api/messages/rcs/send", "/api/campaigns/rcs/send", "/api/campaigns/rcs/send-groups"}
 Case = schemathesis.Case[Any]
 UA_PREFIX = "38066"  # a country the demo tariff has prices for
@@ -187,6 +188,10 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_api_conforms_to_its_openapi(
     case: Case, account: Account, server_log: list[MutableMapping[str, Any]], http: requests.Session
 ) -> None:
+    if not account.server.db_url.startswith("sqlite") and not case.path.startswith(RCS_PATHS):
+        # Every operation runs on SQLite; on PostgreSQL the RCS ones (sends, campaigns, message
+        # queries), where the engines' SQL differs most, to keep the suite within its time budget.
+        pytest.skip("on PostgreSQL only the RCS endpoints are generated (all of them on SQLite)")
     _as_the_account_would_send(case, account)
     try:
         case.call_and_validate(checks=CHECKS, session=http)
