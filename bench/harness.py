@@ -515,6 +515,21 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
+def new_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A script's argument parser with the option every benchmark has: the database."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=None, help="PostgreSQL URL (emptied!); default: SQLite")
+    return parser
+
+
+def measured_on(label: str, result: dict[str, Any]) -> str:
+    """The first line of a result block: what, when and on which machine."""
+    return f"**{label}**, measured {result['date']} on {machine_line(result['machine'])}."
+
+
+VS_BASELINE = ["measure", "rcsgate", "baseline", "ratio rcsgate/baseline", "target"]
+
+
 def add_run_options(parser: argparse.ArgumentParser, quick_help: str) -> None:
     """The options every scale benchmark shares."""
     parser.add_argument("--quick", action="store_true", help=quick_help)

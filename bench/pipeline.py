@@ -243,21 +243,18 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     return "\n".join(
         [
-            f"**{label}**, measured {result['date']} on {harness.machine_line(result['machine'])}.",
+            harness.measured_on(label, result),
             f"Command: `{result['command']}`. rcsgate: {setup['rcsgate']}; campaigns of "
             f"{setup['campaign_size']:,} phones. Baseline: {setup['baseline']}. Per process (peak RSS, CPU): {procs}; "
             f"benchmark process (receiver + client) {ours['bench_process_cores']} cores.",
             "",
-            harness.table(["measure", "rcsgate", "baseline", "ratio rcsgate/baseline", "target"], rows),
+            harness.table(harness.VS_BASELINE, rows),
         ]
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database-url", default=None, help="PostgreSQL URL (emptied!); default: SQLite")
+    parser = harness.new_parser(__doc__)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--campaign-size", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2, help="PostgreSQL: rcsgate worker processes")

@@ -514,7 +514,7 @@ def markdown(result: dict[str, Any]) -> str:
     stats = "ANALYZEd after the load" if setup["analyzed"] else "not ANALYZEd (as rcsgate leaves it)"
     return "\n".join(
         [
-            f"**{label}**, measured {result['date']} on {harness.machine_line(result['machine'])}.",
+            harness.measured_on(label, result),
             f"Command: `{result['command']}`. rcsgate: {setup['rcsgate']}. {setup['rows_account']:,} RCS messages "
             f"(+ {setup['sms_children_account']:,} SMS fallbacks) for the account, "
             f"{' + '.join(f'{n:,}' for n in setup['rows_other_accounts'])} for two other accounts; "
@@ -539,10 +539,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database-url", default=None, help="PostgreSQL URL (emptied!); default: SQLite")
+    parser = harness.new_parser(__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000, help="RCS messages of the measured account")
     parser.add_argument("--other-rows", type=int, default=100_000, help="messages of each other account")
     parser.add_argument("--requests", type=int, default=200, help="measured requests per case")

@@ -278,21 +278,18 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     return "\n".join(
         [
-            f"**{label}**, measured {result['date']} on {harness.machine_line(result['machine'])}.",
+            harness.measured_on(label, result),
             f"Command: `{result['command']}`. rcsgate: {setup['rcsgate']}. Baseline: {setup['baseline']}. "
             f"{setup['concurrency']} connections, {setup['warmup_s']:g} s warm-up, {setup['duration_s']:g} s "
             f"measured, {setup['rounds']} alternating rounds, median round shown.",
             "",
-            harness.table(["measure", "rcsgate", "baseline", "ratio rcsgate/baseline", "target"], rows),
+            harness.table(harness.VS_BASELINE, rows),
         ]
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database-url", default=None, help="PostgreSQL URL (emptied!); default: SQLite")
+    parser = harness.new_parser(__doc__)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per round")

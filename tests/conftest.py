@@ -277,14 +277,29 @@ def _free_socket_port() -> int:
 
 
 @pytest.fixture
+def started() -> Iterator[list[Any]]:
+    """Processes a test starts (objects with a ``proc`` Popen, e.g. test_processes.Proc), killed
+    afterwards if still running."""
+    procs: list[Any] = []
+    yield procs
+    for p in procs:
+        if p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver().start()
     yield r
     r.stop()
 
 
-def eventually(check: Callable[[], T], *, timeout: float = 5.0, what: str = "condition") -> T:
-    """Poll (in real time) until ``check`` returns something truthy: the workers run in the server thread."""
+def eventually(
+    check: Callable[[], T], *, timeout: float = 5.0, what: str = "condition", interval: float = 0.02
+) -> T:
+    """Poll (in real time) until ``check`` returns something truthy: the workers run in the server thread.
+    A costly check takes a longer ``interval``, so it does not starve what it waits for."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -292,4 +307,4 @@ def eventually(check: Callable[[], T], *, timeout: float = 5.0, what: str = "con
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; last value {value!r}")
-        time.sleep(0.02)
+        time.sleep(interval)

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -75,16 +74,6 @@ class Proc:
         self.handle.close()
         assert code in (0, -signal.SIGTERM), self.log.read_text()
         assert "workers_stopped" in self.log.read_text()
-
-
-@pytest.fixture
-def started() -> Iterator[list[Proc]]:
-    procs: list[Proc] = []
-    yield procs
-    for p in procs:
-        if p.proc.poll() is None:
-            p.proc.kill()
-            p.proc.wait()
 
 
 def test_make_run_flow_restart_and_logs(env: dict[str, str], tmp_path: Path, started: list[Proc]) -> None:
