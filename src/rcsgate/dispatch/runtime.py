@@ -82,7 +82,8 @@ class Runtime:
             allow_private=settings.webhooks_allow_private,
             timeout_seconds=settings.webhook_timeout_seconds,
             poll_seconds=settings.worker_poll_seconds,
-            lease_seconds=settings.claim_lease_seconds,
+            # Twice the message lease: a batch of up to 1000 posts can take several timeouts' time.
+            lease_seconds=2 * settings.claim_lease_seconds,
         )
         return cls(
             connector=connector,
