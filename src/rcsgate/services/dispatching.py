@@ -181,23 +181,26 @@ async def _apply_one(unit: Unit, msg: Msg, report: Report, now: datetime) -> Msg
         )
         return msg
     at = report.at
-    in_flight = _in_flight(msg)
-    if report.status == "delivered":
-        if not in_flight:
+    if not _in_flight(msg):
+        # Only a read may still follow a delivered message.
+        if report.status == "read" and msg.status == "delivered":
+            return await transition(unit, msg, "read", now, read_at=at)
+        return None
+    if msg.status == "sending":
+        # The report overtook the submit's answer: the upstream has the message, so it was sent.
+        # Record that first, so the history and the webhooks never skip `sent`.
+        sent = await transition(unit, msg, "sent", now, sent_at=at)
+        if sent is None:
             return None
+        msg = sent
+    if report.status == "delivered":
         return await transition(unit, msg, "delivered", now, delivered_at=at)
     if report.status == "read":
-        if in_flight:
-            # A read report implies delivery; apply both, in order.
-            delivered = await transition(unit, msg, "delivered", now, delivered_at=at)
-            if delivered is None:
-                return None
-            msg = delivered
-        if msg.status != "delivered":
+        # A read report implies delivery; apply both, in order.
+        delivered = await transition(unit, msg, "delivered", now, delivered_at=at)
+        if delivered is None:
             return None
-        return await transition(unit, msg, "read", now, read_at=at)
-    if not in_flight:
-        return None
+        return await transition(unit, delivered, "read", now, read_at=at)
     return await transition(unit, msg, report.status, now, reason=report.status)
 
 
