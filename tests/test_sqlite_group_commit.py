@@ -21,7 +21,7 @@ async def _database(tmp_path: Path) -> tuple[Database, list[int]]:
     db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")
     commits: list[int] = []
 
-    @event.listens_for(db.engine.sync_engine, "commit")
+    @event.listens_for(db.write_engine.sync_engine, "commit")
     def _count(_conn: Any) -> None:
         commits.append(1)
 

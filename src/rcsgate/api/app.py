@@ -15,9 +15,10 @@ from rcsgate.dispatch.runner import Workers
 from rcsgate.dispatch.runtime import Runtime
 from rcsgate.logging_setup import configure_logging
 from rcsgate.services.auth import TokenIssuer
+from rcsgate.services.send_batcher import SendBatcher
 from rcsgate.store.db import Database
 from rcsgate.store.migrate import ensure_at_head
-from rcsgate.store.signals import Signals
+from rcsgate.store.signals import DUE, Signals
 
 from .context import AppContext
 from .errors import error_responses, install_error_handlers
@@ -50,13 +51,20 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database.from_url(settings.database_url)
         await ensure_at_head(db)
+        signals = Signals(db)
         ctx = AppContext(
             settings=settings,
             db=db,
             clock=clock,
             tokens=TokenIssuer(secret=secret, ttl_seconds=settings.jwt_ttl_seconds, clock=clock),
             limiter=build_limiter(settings.rate_limit, db),
-            signals=Signals(db),
+            signals=signals,
+            sends=SendBatcher(
+                db,
+                clock,
+                duplicate_window=settings.duplicate_window_seconds,
+                on_accepted=lambda: signals.poke(DUE),
+            ),
         )
         app.state.ctx = ctx
         loops = (
@@ -69,6 +77,7 @@ def create_app(
         try:
             yield
         finally:
+            await ctx.sends.close()
             await workers.shutdown()
             await db.close()
 

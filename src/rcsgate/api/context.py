@@ -9,6 +9,7 @@ from fastapi import Request
 from rcsgate.clock import Clock
 from rcsgate.config import Settings
 from rcsgate.services.auth import TokenIssuer
+from rcsgate.services.send_batcher import SendBatcher
 from rcsgate.store.db import Database
 from rcsgate.store.signals import Signals
 
@@ -25,8 +26,11 @@ class AppContext:
     # Poked after accepting messages or changing a campaign, so dispatchers (in this process, or on
     # PostgreSQL in any process) start at once instead of at their next poll.
     signals: Signals
+    # Single sends of concurrent requests, accepted in shared transactions.
+    sends: SendBatcher
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    # async: FastAPI would run a plain function in its thread pool, a thread hop per request.
     ctx: AppContext = request.app.state.ctx
     return ctx

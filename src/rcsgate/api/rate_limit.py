@@ -1,6 +1,8 @@
 """Per-account request budget (``RCSGATE_RATE_LIMIT``, e.g. ``200/second``).
 
-Embedded (SQLite, one process): a moving window in this process's memory.
+Embedded (SQLite, one process): a sliding window counter in this process's memory (the current and
+the previous window's counts, the latter weighted by how much of it still overlaps; constant cost
+per request, where a moving window's log of timestamps grows with the limit).
 
 PostgreSQL (any number of API processes): a fixed window whose count lives in the database,
 so the limit holds across processes and machines. A process takes its budget in chunks (a tenth
@@ -19,7 +21,7 @@ from typing import Protocol
 
 from limits import parse
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 from rcsgate.domain.errors import RateLimited
 from rcsgate.store import rate_limits
@@ -41,7 +43,7 @@ def build_limiter(spec: str, db: Database) -> AccountRateLimiter:
 class LocalRateLimiter:
     def __init__(self, spec: str) -> None:
         self._item = parse(spec)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
 
     async def hit(self, account_id: int) -> None:
         key = str(account_id)

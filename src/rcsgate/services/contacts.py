@@ -8,14 +8,13 @@ from datetime import datetime
 from typing import Final
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
 from rcsgate.domain.errors import InvalidInput, NotFound
 from rcsgate.domain.rcs_content import is_valid_phone
 from rcsgate.store import accounts as account_store
+from rcsgate.store import bulk
 from rcsgate.store.db import Database
 from rcsgate.store.tables import contacts
 
@@ -37,9 +36,7 @@ async def add_missing(conn: AsyncConnection, *, account_id: int, phones: list[st
     if not phones:
         return
     rows = [{"account_id": account_id, "phone": p, "verified": False, "created_at": now} for p in phones]
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    # executemany reuses one compiled statement; a 5000-row VALUES list would be compiled afresh each time.
-    await conn.execute(insert(contacts).on_conflict_do_nothing(index_elements=["account_id", "phone"]), rows)
+    await bulk.insert_many(conn, contacts, rows, on_conflict="ON CONFLICT (account_id, phone) DO NOTHING")
 
 
 async def is_verified(conn: AsyncConnection, *, account_id: int, phone: str) -> bool:

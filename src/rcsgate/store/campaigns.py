@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, insert, literal, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from rcsgate.store import bulk
 from rcsgate.store.tables import (
     campaigns,
     contact_group_members,
@@ -47,49 +48,7 @@ async def set_status(
 
 
 async def insert_messages(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Insert a campaign's messages with the driver's executemany.
-
-    SQLAlchemy's per-row parameter processing costs more than the insert itself at 5000 rows, so
-    values are converted here the way the column types would: datetimes to naive UTC (SQLite: the
-    text form SQLAlchemy stores), booleans to integers on SQLite."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    # Column names are our own dict keys, never request data; checked against the table all the same.
-    unknown = set(columns) - set(messages.c.keys())
-    if unknown:
-        raise ValueError(f"not columns of messages: {sorted(unknown)}")
-    sqlite = conn.dialect.name == "sqlite"
-    placeholders = ", ".join("?" if sqlite else f"${i}" for i in range(1, len(columns) + 1))
-    sql = f"INSERT INTO messages ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
-    convert = _sqlite_value if sqlite else _pg_value
-    # The rows share a handful of timestamps: convert each distinct value once.
-    seen: dict[Any, Any] = {}
-
-    def value(v: Any) -> Any:
-        if not isinstance(v, datetime):
-            return int(v) if sqlite and isinstance(v, bool) else v
-        if v not in seen:
-            seen[v] = convert(v)
-        return seen[v]
-
-    await conn.exec_driver_sql(sql, [tuple(value(row[c]) for c in columns) for row in rows])
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return _naive_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, bool):
-        return int(value)
-    return value
-
-
-def _pg_value(value: Any) -> Any:
-    return _naive_utc(value) if isinstance(value, datetime) else value
+    await bulk.insert_many(conn, messages, rows)
 
 
 async def record_events_for(

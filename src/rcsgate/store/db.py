@@ -6,6 +6,11 @@ can lose the last few); write transactions start with ``BEGIN IMMEDIATE`` so two
 writers queue on the busy timeout instead of failing when a read lock cannot be
 upgraded.
 
+SQLite writes run on the event loop's own thread (``_InlineConnection``), reads in aiosqlite's
+threads. A write statement takes microseconds, but handing it to a thread and back costs a loop
+round trip plus a wait for the GIL, which under load is most of a write transaction's time and, with
+one writer at a time, caps the whole process. Reads may scan for long, so they keep their thread.
+
 Grouped commits (SQLite): a process's writers take turns on one open transaction, each inside
 its own SAVEPOINT (a failing writer rolls back only its own work), and the transaction commits
 when nobody else is queued, or the group is large or old. ``write()`` returns only after the
@@ -16,11 +21,13 @@ commit instead of paying one each.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -41,11 +48,35 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def _sqlite_engine(url: str) -> AsyncEngine:
+class _InlineConnection(aiosqlite.Connection):
+    """aiosqlite's interface, running each call at once on the calling (event loop) thread."""
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+
+def _inline_creator(database: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:
+    async def connect() -> aiosqlite.Connection:
+        # The connection is opened (and finally closed) by aiosqlite's thread, used by the loop's.
+        conn = _InlineConnection(
+            lambda: sqlite3.connect(database, timeout=30, check_same_thread=False), iter_chunk_size=64
+        )
+        conn._thread.daemon = True
+        return await conn
+
+    return connect
+
+
+def _sqlite_engine(url: str, *, inline: bool = False) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    if inline and database and database != ":memory:":
+        engine = create_async_engine(url, async_creator=_inline_creator(database))
+    else:
+        engine = create_async_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -169,7 +200,12 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
-        self._writer = _GroupCommitWriter(engine) if self.is_sqlite else None
+        # What write() runs on: on SQLite a second engine, whose connections run on the loop's thread.
+        self.write_engine = engine
+        self._writer: _GroupCommitWriter | None = None
+        if self.is_sqlite:
+            self.write_engine = _sqlite_engine(engine.url.render_as_string(hide_password=False), inline=True)
+            self._writer = _GroupCommitWriter(self.write_engine)
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -199,4 +235,6 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()
         await self.engine.dispose()

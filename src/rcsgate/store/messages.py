@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,51 +65,6 @@ async def move(conn: AsyncConnection, *, message_id: int, old: str, new: str, **
         .values(status=new, **values)
     )
     return result.rowcount == 1
-
-
-async def reserve(
-    conn: AsyncConnection, *, account_id: int, message_id: int, amount: int, now: datetime
-) -> bool:
-    """Reserve ``amount`` if balance + credit - reserved covers it; False when funds are short."""
-    if amount <= 0:
-        return True
-    result = await conn.execute(
-        update(accounts)
-        .where(
-            accounts.c.id == account_id,
-            accounts.c.balance + accounts.c.credit_limit - accounts.c.reserved >= amount,
-        )
-        .values(reserved=accounts.c.reserved + amount)
-        .returning(accounts.c.balance)
-    )
-    balance = result.scalar_one_or_none()
-    if balance is None:
-        return False
-    await _ledger(conn, account_id, message_id, "reserve", amount, int(balance), now)
-    await conn.execute(update(messages).where(messages.c.id == message_id).values(reserved=amount))
-    return True
-
-
-async def _ledger(
-    conn: AsyncConnection,
-    account_id: int,
-    message_id: int,
-    kind: str,
-    amount: int,
-    balance_after: int,
-    now: datetime,
-) -> None:
-    await conn.execute(
-        insert(ledger_entries).values(
-            account_id=account_id,
-            message_id=message_id,
-            kind=kind,
-            amount=amount,
-            balance_after=balance_after,
-            note=None,
-            created_at=now,
-        )
-    )
 
 
 async def due_candidates(
@@ -240,14 +195,3 @@ async def sms_children(conn: AsyncConnection, parent_ids: list[int]) -> dict[int
     for r in rows:
         children.setdefault(int(r.parent_id), []).append(int(r.id))
     return children
-
-
-async def reference_taken(conn: AsyncConnection, *, account_id: int, reference_id: str) -> bool:
-    query = select(func.count()).where(
-        and_(
-            messages.c.account_id == account_id,
-            messages.c.reference_id == reference_id,
-            messages.c.parent_id.is_(None),
-        )
-    )
-    return bool((await conn.execute(query)).scalar_one())

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from rcsgate.api.bodies import body_schema, json_body, parse, request_key
-from rcsgate.api.deps import Context, CurrentPrincipal, PageLimit, PageOffset
+from rcsgate.api.deps import (
+    SEND_SECURITY,
+    Context,
+    CurrentPrincipal,
+    PageLimit,
+    PageOffset,
+    SendCaller,
+    bearer_token,
+)
 from rcsgate.api.rcs_requests import SendRcsMessageRequest
 from rcsgate.api.schemas import (
     AlternativeChannels,
@@ -21,12 +29,12 @@ from rcsgate.api.schemas import (
     Meta,
     PageMeta,
 )
-from rcsgate.domain.errors import InvalidInput
+from rcsgate.domain.errors import DomainError, InvalidInput
 from rcsgate.domain.message_view import MessageView
 from rcsgate.domain.money import format_units
 from rcsgate.domain.timefmt import format_ts, parse_ts
-from rcsgate.services import message_queries, sending
-from rcsgate.store.signals import DUE
+from rcsgate.services import auth, message_queries
+from rcsgate.services.sending import SendRequest, TokenClaims
 
 router = APIRouter(prefix="/api", tags=["RCS messages"], responses={401: {"model": ErrorBody}})
 
@@ -71,11 +79,11 @@ def list_item(view: MessageView) -> MessageListItem:
     response_model=MessageResponse,
     responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     summary="Send one RCS message (optionally with an SMS alternative)",
-    openapi_extra=body_schema(SendRcsMessageRequest),
+    openapi_extra=body_schema(SendRcsMessageRequest) | SEND_SECURITY,
 )
 async def send_rcs(
     request: Request,
-    principal: CurrentPrincipal,
+    caller: SendCaller,
     ctx: Context,
     idempotency_key: Annotated[
         str | None,
@@ -85,19 +93,27 @@ async def send_rcs(
             description="Same key and body again: the original answer; same key, other body: 422.",
         ),
     ] = None,
-) -> MessageResponse:
-    body = await json_body(request)
-    parsed = parse(SendRcsMessageRequest, body, max_cards=ctx.settings.max_cards)
-    view = await sending.send_single(
-        ctx.db,
-        ctx.clock,
-        principal=principal,
-        request=parsed.to_domain(),
-        key=request_key(request.url.path, body, idempotency_key),
-        duplicate_window=ctx.settings.duplicate_window_seconds,
+) -> Response:
+    try:
+        body = await json_body(request)
+        parsed = parse(SendRcsMessageRequest, body, max_cards=ctx.settings.max_cards)
+    except DomainError:
+        if isinstance(caller, TokenClaims):
+            # Credentials are judged before the body, as on every other route.
+            await auth.principal_for_token(ctx.db, ctx.tokens, _bearer(request))
+        raise
+    view = await ctx.sends.send(
+        SendRequest(caller, parsed.to_domain(), request_key(request.url.path, body, idempotency_key))
     )
-    ctx.signals.poke(DUE)
-    return MessageResponse(data=MessageInfo(**info(view)))
+    # Serialised once here; returning the model would make FastAPI validate it a second time.
+    answer = MessageResponse(data=MessageInfo(**info(view)))
+    return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
+
+
+def _bearer(request: Request) -> str:
+    token = bearer_token(request)
+    assert token is not None
+    return token
 
 
 @router.get(

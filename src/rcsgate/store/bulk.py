@@ -1,0 +1,94 @@
+"""Many rows in one driver call, and ids handed out before the insert.
+
+SQLAlchemy's per-row parameter processing costs more than the insert itself for large batches, so
+values are converted here the way the column types would (datetimes to naive UTC — on SQLite the
+text form SQLAlchemy stores — and booleans to integers on SQLite), and the rows go to the driver's
+executemany as one prepared statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _naive_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _pg_value(value: Any) -> Any:
+    return _naive_utc(value) if isinstance(value, datetime) else value
+
+
+def _converter(sqlite: bool) -> Callable[[Any], Any]:
+    convert = _sqlite_value if sqlite else _pg_value
+    # Rows of a batch share a handful of timestamps: convert each distinct one once.
+    seen: dict[datetime, Any] = {}
+
+    def value(v: Any) -> Any:
+        if not isinstance(v, datetime):
+            return int(v) if sqlite and isinstance(v, bool) else v
+        if v not in seen:
+            seen[v] = convert(v)
+        return seen[v]
+
+    return value
+
+
+async def insert_many(
+    conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], *, on_conflict: str = ""
+) -> None:
+    """INSERT every row (all with the same keys) with one executemany; ``on_conflict`` is our own
+    ``ON CONFLICT …`` clause (the same text on both engines), never request data."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    # Column names are our own dict keys, never request data; checked against the table all the same.
+    unknown = set(columns) - set(table.c.keys())
+    if unknown:
+        raise ValueError(f"not columns of {table.name}: {sorted(unknown)}")
+    sqlite = conn.dialect.name == "sqlite"
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    value = _converter(sqlite)
+    if sqlite:
+        placeholders = ", ".join("?" for _ in columns)
+        sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({placeholders}) {on_conflict}"  # noqa: S608
+        await conn.exec_driver_sql(sql, [tuple(value(row[c]) for c in columns) for row in rows])
+        return
+    # PostgreSQL: one statement whatever the row count, each column passed as one array
+    # (executemany would still be a statement per row on the server).
+    arrays = ", ".join(
+        f"${i}::{table.c[c].type.compile(dialect=conn.dialect)}[]" for i, c in enumerate(columns, start=1)
+    )
+    sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays}) {on_conflict}"  # noqa: S608
+    await conn.exec_driver_sql(sql, tuple([value(row[c]) for row in rows] for c in columns))
+
+
+async def next_ids(conn: AsyncConnection, table: Table, count: int) -> list[int]:
+    """``count`` new ids for ``table``, ascending, so rows can be inserted (and referenced by their
+    events and ledger entries) in one executemany each.
+
+    PostgreSQL draws them from the column's sequence. SQLite continues after the largest id, as its
+    own rowid allocation would: safe because a write transaction there holds the database's only
+    write lock from BEGIN IMMEDIATE to the commit.
+    """
+    if count <= 0:
+        return []
+    if conn.dialect.name == "sqlite":
+        top = (await conn.execute(text(f"SELECT coalesce(max(id), 0) FROM {table.name}"))).scalar_one()  # noqa: S608
+        return list(range(int(top) + 1, int(top) + 1 + count))
+    query = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+    return sorted(int(v) for v in (await conn.execute(query, {"table": table.name, "n": count})).scalars())
