@@ -268,8 +268,18 @@ class SelfCpu:
 
 
 async def reset_postgres(url: str) -> None:
-    """The benchmark owns this database: start from an empty public schema."""
-    conn = await asyncpg.connect(pg_dsn(url))
+    """The benchmark owns this database: start from an empty public schema (creating the database
+    first if the server has none of that name)."""
+    try:
+        conn = await asyncpg.connect(pg_dsn(url))
+    except asyncpg.InvalidCatalogNameError:
+        base, _, name = pg_dsn(url).partition("?")[0].rpartition("/")
+        admin = await asyncpg.connect(f"{base}/postgres")
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(pg_dsn(url))
     try:
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
     finally:
