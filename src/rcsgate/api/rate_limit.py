@@ -14,6 +14,7 @@ requests before reaching the limit exactly; it is never allowed more.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -69,19 +70,29 @@ class SharedRateLimiter:
         self.period = item.get_expiry()
         self.chunk = max(1, min(50, self.limit // 10))
         self._chunks: dict[int, _Chunk] = {}
+        # One refill per account at a time: a burst that empties the chunk waits for that refill
+        # instead of each request taking a chunk (and a database connection) of its own.
+        self._refills: dict[int, asyncio.Lock] = {}
 
     async def hit(self, account_id: int) -> None:
         now = time.time()
         window_start = int(now // self.period * self.period)
-        chunk = self._chunks.get(account_id)
-        if chunk is None or chunk.window_start != window_start:
-            chunk = self._chunks[account_id] = _Chunk(window_start, 0)
+        chunk = self._current(account_id, window_start)
         if chunk.left == 0 and not chunk.exhausted:
-            chunk.left = await self._take(account_id, window_start)
-            chunk.exhausted = chunk.left == 0
+            async with self._refills.setdefault(account_id, asyncio.Lock()):
+                chunk = self._current(account_id, window_start)
+                if chunk.left == 0 and not chunk.exhausted:
+                    chunk.left = await self._take(account_id, window_start)
+                    chunk.exhausted = chunk.left == 0
         if chunk.left == 0:
             raise RateLimited(MESSAGE, retry_after=max(1, math.ceil(window_start + self.period - now)))
         chunk.left -= 1
+
+    def _current(self, account_id: int, window_start: int) -> _Chunk:
+        chunk = self._chunks.get(account_id)
+        if chunk is None or chunk.window_start != window_start:
+            chunk = self._chunks[account_id] = _Chunk(window_start, 0)
+        return chunk
 
     async def _take(self, account_id: int, window_start: int) -> int:
         # A whole chunk if the window has room for it, else one request at a time to use the rest.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ARRAY, ColumnElement, any_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.domain.records import Account, Principal, RcsAgent
@@ -31,10 +31,21 @@ from rcsgate.store.tables import (
 Pair = tuple[int, str]  # (account id, value)
 
 
-def _among(account_column: Any, value_column: Any, pairs: set[Pair]) -> list[ColumnElement[bool]]:
-    """A superset of the rows matching the (account, value) pairs, which callers narrow: two IN lists,
-    because SQLite scans the whole table for a row-value IN (3.40) instead of using the index."""
-    return [account_column.in_({a for a, _ in pairs}), value_column.in_({v for _, v in pairs})]
+def _in(conn: AsyncConnection, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``= ANY`` of one array parameter, so the statement's text,
+    and with it the prepared statement asyncpg caches, is the same whatever the batch's size."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
+
+
+def _among(
+    conn: AsyncConnection, account_column: Any, value_column: Any, pairs: set[Pair]
+) -> list[ColumnElement[bool]]:
+    """A superset of the rows matching the (account, value) pairs (lookups then use the exact pair):
+    two IN lists, because SQLite scans the whole table for a row-value IN (3.40) instead of using
+    the index."""
+    return [_in(conn, account_column, {a for a, _ in pairs}), _in(conn, value_column, {v for _, v in pairs})]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +63,7 @@ async def live_keys(conn: AsyncConnection, claims: Iterable[tuple[int, int]]) ->
     if not wanted:
         return {}
     query = select(api_keys.c.id, api_keys.c.account_id, api_keys.c.mode).where(
-        api_keys.c.id.in_(wanted), api_keys.c.revoked_at.is_(None)
+        _in(conn, api_keys.c.id, wanted), api_keys.c.revoked_at.is_(None)
     )
     return {
         int(r.id): Principal(account_id=r.account_id, key_id=r.id, mode=r.mode)
@@ -62,14 +73,14 @@ async def live_keys(conn: AsyncConnection, claims: Iterable[tuple[int, int]]) ->
 
 
 async def accounts_by_id(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, Account]:
-    rows = await conn.execute(select(accounts).where(accounts.c.id.in_(set(ids))))
+    rows = await conn.execute(select(accounts).where(_in(conn, accounts.c.id, set(ids))))
     return {int(r.id): _account(r) for r in rows}
 
 
 async def agents_by_name(conn: AsyncConnection, pairs: set[Pair]) -> dict[Pair, RcsAgent]:
     if not pairs:
         return {}
-    query = select(rcs_agents).where(*_among(rcs_agents.c.account_id, rcs_agents.c.name, pairs))
+    query = select(rcs_agents).where(*_among(conn, rcs_agents.c.account_id, rcs_agents.c.name, pairs))
     return {(int(r.account_id), str(r.name)): _agent(r) for r in await conn.execute(query)}
 
 
@@ -79,7 +90,7 @@ async def fingerprints(conn: AsyncConnection, pairs: set[Pair]) -> dict[Pair, da
         return {}
     t = request_fingerprints
     query = select(t.c.account_id, t.c.body_hash, t.c.created_at).where(
-        *_among(t.c.account_id, t.c.body_hash, pairs)
+        *_among(conn, t.c.account_id, t.c.body_hash, pairs)
     )
     return {(int(r.account_id), str(r.body_hash)): r.created_at for r in await conn.execute(query)}
 
@@ -90,7 +101,7 @@ async def idempotent_answers(conn: AsyncConnection, pairs: set[Pair]) -> dict[Pa
         return {}
     t = idempotency_keys
     query = select(t.c.account_id, t.c.key, t.c.body_hash, t.c.response).where(
-        *_among(t.c.account_id, t.c.key, pairs)
+        *_among(conn, t.c.account_id, t.c.key, pairs)
     )
     return {
         (int(r.account_id), str(r.key)): (str(r.body_hash), str(r.response))
@@ -102,7 +113,7 @@ async def verified_phones(conn: AsyncConnection, pairs: set[Pair]) -> set[Pair]:
     if not pairs:
         return set()
     query = select(contacts.c.account_id, contacts.c.phone).where(
-        *_among(contacts.c.account_id, contacts.c.phone, pairs), contacts.c.verified.is_(True)
+        *_among(conn, contacts.c.account_id, contacts.c.phone, pairs), contacts.c.verified.is_(True)
     )
     return {(int(r.account_id), str(r.phone)) for r in await conn.execute(query)}
 
@@ -111,7 +122,7 @@ async def taken_references(conn: AsyncConnection, pairs: set[Pair]) -> set[Pair]
     if not pairs:
         return set()
     query = select(messages.c.account_id, messages.c.reference_id).where(
-        *_among(messages.c.account_id, messages.c.reference_id, pairs)
+        *_among(conn, messages.c.account_id, messages.c.reference_id, pairs)
     )
     return {(int(r.account_id), str(r.reference_id)) for r in await conn.execute(query)}
 
@@ -120,7 +131,7 @@ async def stop_listed(conn: AsyncConnection, pairs: set[Pair], *, list_type: str
     if not pairs:
         return set()
     query = select(stop_list.c.account_id, stop_list.c.phone).where(
-        stop_list.c.type == list_type, *_among(stop_list.c.account_id, stop_list.c.phone, pairs)
+        stop_list.c.type == list_type, *_among(conn, stop_list.c.account_id, stop_list.c.phone, pairs)
     )
     return {(int(r.account_id), str(r.phone)) for r in await conn.execute(query)}
 
@@ -132,7 +143,9 @@ async def tariff_table(conn: AsyncConnection, account_ids: set[int]) -> Tariffs:
         )
     )
     own: dict[int, list[tuple[int, bool]]] = {}
-    links = await conn.execute(select(account_tariffs).where(account_tariffs.c.account_id.in_(account_ids)))
+    links = await conn.execute(
+        select(account_tariffs).where(_in(conn, account_tariffs.c.account_id, account_ids))
+    )
     for link in links:
         own.setdefault(int(link.account_id), []).append((int(link.tariff_id), bool(link.is_default)))
     defaults = [int(r.id) for r in active if r.is_default]
@@ -151,7 +164,7 @@ async def price_table(
         return {}
     query = select(
         prices.c.tariff_id, prices.c.channel, prices.c.kind, prices.c.country, prices.c.price
-    ).where(prices.c.tariff_id.in_(tariff_ids), prices.c.country.in_(countries))
+    ).where(_in(conn, prices.c.tariff_id, tariff_ids), _in(conn, prices.c.country, countries))
     return {(int(r.tariff_id), r.channel, r.kind, r.country): int(r.price) for r in await conn.execute(query)}
 
 
