@@ -20,6 +20,7 @@ from rcsgate.domain.api_keys import parse_mode
 from rcsgate.domain.errors import DomainError, InvalidInput
 from rcsgate.domain.money import format_units
 from rcsgate.domain.records import Account
+from rcsgate.gc_tuning import tune_for_service
 from rcsgate.store.db import Database
 from rcsgate.store.migrate import NotMigrated, ensure_at_head
 from rcsgate.store.signals import Signals
@@ -163,6 +164,7 @@ def serve(
     settings = _settings()
     _preflight(settings)
     application = create_app(settings, run_workers=True)
+    tune_for_service()
     typer.echo(f"rcsgate serving on http://{host or settings.host}:{port or settings.port}", err=True)
     uvicorn.run(
         application, host=host or settings.host, port=port or settings.port, log_config=None, access_log=False
@@ -189,7 +191,9 @@ def api(
         "access_log": False,
     }
     if workers == 1:
-        uvicorn.run(create_app(settings), **bind)  # type: ignore[arg-type]
+        application = create_app(settings)
+        tune_for_service()
+        uvicorn.run(application, **bind)  # type: ignore[arg-type]
     else:
         uvicorn.run("rcsgate.api.app:app_from_env", factory=True, workers=workers, **bind)  # type: ignore[arg-type]
 
@@ -213,6 +217,7 @@ def worker() -> None:
         db = Database.from_url(settings.database_url)
         try:
             runtime = Runtime.build(settings=settings, db=db, clock=SystemClock(), signals=Signals(db))
+            tune_for_service()
             await run_until_stopped(stop, runtime.loops())
         finally:
             await db.close()

@@ -13,6 +13,7 @@ from rcsgate.clock import Clock, SystemClock
 from rcsgate.config import Settings, get_settings
 from rcsgate.dispatch.runner import Workers
 from rcsgate.dispatch.runtime import Runtime
+from rcsgate.gc_tuning import tune_for_service
 from rcsgate.logging_setup import configure_logging
 from rcsgate.services.auth import TokenIssuer
 from rcsgate.services.send_batcher import SendBatcher
@@ -131,4 +132,6 @@ def _hoist_request_schemas(app: FastAPI) -> None:
 
 def app_from_env() -> FastAPI:
     """Entry point for ``uvicorn --factory`` (``rcsgate api --workers N`` spawns one per process)."""
-    return create_app()
+    app = create_app()
+    tune_for_service()
+    return app

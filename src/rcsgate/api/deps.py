@@ -51,7 +51,9 @@ async def current_principal(
 
 # The hot route declares its schemes in its OpenAPI entry (SEND_SECURITY) rather than as
 # sub-dependencies, which would run on every request only to be ignored.
-SEND_SECURITY: dict[str, Any] = {"security": [{_bearer_scheme.scheme_name: []}, {_api_key_scheme.scheme_name: []}]}
+SEND_SECURITY: dict[str, Any] = {
+    "security": [{_bearer_scheme.scheme_name: []}, {_api_key_scheme.scheme_name: []}]
+}
 
 
 async def send_caller(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) -> Caller:

@@ -400,6 +400,9 @@ class _Model(BaseModel):
     @classmethod
     def _empty_strings_are_null(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            # Most objects have no empty string: hand them on as they are (a campaign has 5000).
+            if "" not in data.values():
+                return data
             return {
                 key: None if isinstance(value, str) and value == "" else value for key, value in data.items()
             }

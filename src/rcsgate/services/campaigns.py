@@ -214,39 +214,42 @@ async def create_campaign(
                 calculated += price or 0
             rows.append(
                 {
-                    "account_id": account.id,
-                    "campaign_id": campaign_id,
-                    "parent_id": None,
-                    "type": "rcs",
-                    "source": "rest",
                     "reference_id": recipient.reference_id,
                     "phone": phone,
                     "country": country,
-                    "sender": agent.name,
-                    "agent_id": agent.id,
-                    "kind": kind,
-                    "content": content,
                     "sms_alternative": plan.to_json() if plan else None,
-                    "parts": None,
                     "status": "failed" if reason else ("scheduled" if scheduled else "accepted"),
                     "fail_reason": reason,
-                    "validity_seconds": send.validity_seconds,
-                    # Validity runs from the start; a scheduled campaign moves it when it starts.
-                    "expires_at": (send.start_at or now) + timedelta(seconds=send.validity_seconds),
-                    "callback_url": send.callback_url,
-                    "check_stop_list": send.check_stop_list,
-                    "tariff_id": tariff_id,
                     "price": 0 if reason else (price or 0),
-                    "reserved": 0,
-                    "charged": 0,
-                    "priority": CAMPAIGN_PRIORITY,
-                    "due_at": None,
-                    "attempts": 0,
-                    "created_at": now,
                     "finished_at": now if reason else None,
                 }
             )
-        await store.insert_messages(conn, rows)
+        # What every message of the campaign shares is passed once, not 5000 times.
+        shared = {
+            "account_id": account.id,
+            "campaign_id": campaign_id,
+            "parent_id": None,
+            "type": "rcs",
+            "source": "rest",
+            "sender": agent.name,
+            "agent_id": agent.id,
+            "kind": kind,
+            "content": content,
+            "parts": None,
+            "validity_seconds": send.validity_seconds,
+            # Validity runs from the start; a scheduled campaign moves it when it starts.
+            "expires_at": (send.start_at or now) + timedelta(seconds=send.validity_seconds),
+            "callback_url": send.callback_url,
+            "check_stop_list": send.check_stop_list,
+            "tariff_id": tariff_id,
+            "reserved": 0,
+            "charged": 0,
+            "priority": CAMPAIGN_PRIORITY,
+            "due_at": None,
+            "attempts": 0,
+            "created_at": now,
+        }
+        await store.insert_messages(conn, rows, shared)
         for status in ("scheduled", "accepted", "failed"):
             await store.record_events_for(
                 conn, campaign_id=campaign_id, status=status, from_status=None, at=now, detail=None

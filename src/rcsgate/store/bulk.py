@@ -8,7 +8,7 @@ executemany as one prepared statement.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,13 +48,21 @@ def _converter(sqlite: bool) -> Callable[[Any], Any]:
 
 
 async def insert_many(
-    conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], *, on_conflict: str = ""
+    conn: AsyncConnection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    same: Mapping[str, Any] | None = None,
+    on_conflict: str = "",
 ) -> None:
-    """INSERT every row (all with the same keys) with one executemany; ``on_conflict`` is our own
-    ``ON CONFLICT …`` clause (the same text on both engines), never request data."""
+    """INSERT every row (all with the same keys, plus the ``same`` values shared by all of them) with
+    one driver call; ``on_conflict`` is our own ``ON CONFLICT …`` clause (the same text on both
+    engines), never request data."""
     if not rows:
         return
-    columns = list(rows[0])
+    shared = dict(same or {})
+    varying = list(rows[0])
+    columns = varying + list(shared)
     # Column names are our own dict keys, never request data; checked against the table all the same.
     unknown = set(columns) - set(table.c.keys())
     if unknown:
@@ -63,18 +71,26 @@ async def insert_many(
     quote = conn.dialect.identifier_preparer.quote
     names = ", ".join(quote(c) for c in columns)
     value = _converter(sqlite)
+    constants = tuple(value(v) for v in shared.values())
     if sqlite:
         placeholders = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({placeholders}) {on_conflict}"  # noqa: S608
-        await conn.exec_driver_sql(sql, [tuple(value(row[c]) for c in columns) for row in rows])
+        await conn.exec_driver_sql(sql, [tuple(value(row[c]) for c in varying) + constants for row in rows])
         return
-    # PostgreSQL: one statement whatever the row count, each column passed as one array
-    # (executemany would still be a statement per row on the server).
-    arrays = ", ".join(
-        f"${i}::{table.c[c].type.compile(dialect=conn.dialect)}[]" for i, c in enumerate(columns, start=1)
+
+    # PostgreSQL: one statement whatever the row count (executemany would still be a statement per
+    # row on the server): each varying column as one array, each shared value once.
+    def pg_type(c: str) -> str:
+        return str(table.c[c].type.compile(dialect=conn.dialect))
+
+    arrays = ", ".join(f"${i}::{pg_type(c)}[]" for i, c in enumerate(varying, start=1))
+    scalars = [f"${i}::{pg_type(c)}" for i, c in enumerate(shared, start=len(varying) + 1)]
+    picks = ", ".join([f"u.{quote(c)}" for c in varying] + scalars)
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({names}) SELECT {picks} "  # noqa: S608
+        f"FROM unnest({arrays}) AS u({', '.join(quote(c) for c in varying)}) {on_conflict}"
     )
-    sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays}) {on_conflict}"  # noqa: S608
-    await conn.exec_driver_sql(sql, tuple([value(row[c]) for row in rows] for c in columns))
+    await conn.exec_driver_sql(sql, (*([value(row[c]) for row in rows] for c in varying), *constants))
 
 
 async def next_ids(conn: AsyncConnection, table: Table, count: int) -> list[int]:

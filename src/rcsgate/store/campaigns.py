@@ -47,8 +47,11 @@ async def set_status(
     return result.rowcount == 1
 
 
-async def insert_messages(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    await bulk.insert_many(conn, messages, rows)
+async def insert_messages(
+    conn: AsyncConnection, rows: list[dict[str, Any]], shared: dict[str, Any] | None = None
+) -> None:
+    """A campaign's messages: what differs per recipient in ``rows``, what they share once."""
+    await bulk.insert_many(conn, messages, rows, same=shared)
 
 
 async def record_events_for(
