@@ -142,7 +142,7 @@ async def create_campaign(
 ) -> CampaignView:
     recipients = await _recipients(db, principal.account_id, send)
     phones = [r.number for r in recipients.items]
-    async with db.write() as conn:
+    async with db.write(bulk=True) as conn:
         now = clock.now()
         account = await account_store.get_account(conn, principal.account_id, for_update=not db.is_sqlite)
         assert account is not None
@@ -426,7 +426,7 @@ async def stop_campaign(
 ) -> CampaignView:
     """Stop: unsent messages end `failed` (reason stopped), never charged. Returns once no message of
     the campaign is still being handed to an upstream, so nothing is sent after the answer."""
-    async with db.write() as conn:
+    async with db.write(bulk=True) as conn:
         now = clock.now()
         row = await store.get(conn, campaign_id, account_id=account_id, for_update=not db.is_sqlite)
         if row is None:
@@ -466,7 +466,7 @@ async def stop_campaign(
 
 
 async def resume_campaign(db: Database, clock: Clock, *, account_id: int, campaign_id: int) -> CampaignView:
-    async with db.write() as conn:
+    async with db.write(bulk=True) as conn:
         now = clock.now()
         row = await store.get(conn, campaign_id, account_id=account_id, for_update=not db.is_sqlite)
         if row is None:
@@ -490,7 +490,7 @@ async def pause_for_funds(conn: Any, *, campaign_id: int) -> None:
 async def tick(db: Database, clock: Clock) -> bool:
     """Start campaigns whose time has come and close those with nothing left to send; True if any changed."""
     changed = False
-    async with db.write() as conn:
+    async with db.write(bulk=True) as conn:
         now = clock.now()
         for row in await store.due_to_start(conn, now=now):
             if not await store.set_status(

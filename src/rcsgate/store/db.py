@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sized
+from contextlib import asynccontextmanager, contextmanager, nullcontext
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,37 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
+_OFF_LOOP: ContextVar[bool] = ContextVar("rcsgate_sqlite_off_loop", default=False)
+# An executemany of more rows than this goes to aiosqlite's thread even without off_loop().
+_INLINE_MAX_ROWS = 256
+
+
+@contextmanager
+def off_loop() -> Iterator[None]:
+    """Run this task's SQLite writes in aiosqlite's thread, for work over a whole campaign's rows:
+    on the loop's thread such a statement would hold up every other request for its duration, in a
+    thread SQLite releases the GIL while it works."""
+    token = _OFF_LOOP.set(True)
+    try:
+        yield
+    finally:
+        _OFF_LOOP.reset(token)
+
+
 class _InlineConnection(aiosqlite.Connection):
-    """aiosqlite's interface, running each call at once on the calling (event loop) thread."""
+    """aiosqlite's interface, running each call at once on the calling (event loop) thread, except
+    under ``off_loop()`` and for large executemany calls."""
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
+        if _OFF_LOOP.get() or (
+            getattr(fn, "__name__", "") == "executemany"
+            and len(args) > 1
+            and isinstance(args[1], Sized)
+            and len(args[1]) > _INLINE_MAX_ROWS
+        ):
+            return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
         return fn(*args, **kwargs)
 
 
@@ -212,14 +238,16 @@ class Database:
         return cls(create_engine(url))
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction, committed when the block ends without an exception."""
+    async def write(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One transaction, committed when the block ends without an exception. ``bulk``: the block
+        writes a campaign's worth of rows (see ``off_loop``)."""
         if self._writer is None:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        async with self._writer.write() as conn:
-            yield conn
+        with off_loop() if bulk else nullcontext():
+            async with self._writer.write() as conn:
+                yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
