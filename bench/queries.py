@@ -5,7 +5,8 @@ Data: a migrated database (real schema, `rcsgate db upgrade`), the demo account 
 accounts. Rows are loaded into the real `messages` table by bulk SQL (PostgreSQL: COPY; SQLite:
 executemany in one transaction), with the table's secondary indexes dropped during the load and
 recreated after (their definitions are read back from the database, so they are exactly the
-migrated ones). The demo account gets --rows RCS messages spread evenly over the last 90 days
+migrated ones). The per-day message counters (message_day_counts) are written by their triggers,
+as for any insert. The demo account gets --rows RCS messages spread evenly over the last 90 days
 (half in campaigns of 5000, half single sends with a unique reference_id; 2 % of those with an SMS
 alternative that was used, i.e. an SMS child row), the other accounts --other-rows each.
 PostgreSQL is ANALYZEd after the load (autovacuum would do it); SQLite is not, because rcsgate
@@ -13,10 +14,12 @@ never runs ANALYZE (--analyze-sqlite to compare).
 
 Each case runs --requests requests (after 5 warm-up ones), sequentially from this process over
 one keep-alive connection (aiohttp), each with fresh random values (an existing id, campaign,
-reference, day). p50/p99 are client-side. Baseline: for the same sequence of filters, the two
-statements the endpoint needs (count of matches, then the page: SELECT * … ORDER BY … LIMIT …
-OFFSET …), written out by hand as message_queries.list_messages builds them, on the raw driver
-(asyncpg / sqlite3) from this process: no HTTP, no auth, no JSON, no ORM. Ratio = rcsgate ÷ baseline.
+reference, day). p50/p99 are client-side. Baseline: for the same sequence of filters, the statements
+the endpoint runs (the count: with a filter, of its matches; without, the day counters plus the
+partial days at the period's ends; then the page: SELECT … ORDER BY … LIMIT … OFFSET …), written
+out by hand as message_queries.list_messages builds them, on the raw driver (asyncpg / sqlite3)
+from this process, in one read transaction: no HTTP, no auth, no JSON, no ORM. Ratio = rcsgate ÷
+baseline.
 
 Server: SQLite `rcsgate serve`; PostgreSQL `rcsgate api` (one process).
 
@@ -34,13 +37,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import asyncpg  # type: ignore[import-untyped]
 import harness
 from harness import Stack
+
+from rcsgate.services import message_queries
+from rcsgate.store import message_counts
 
 TARGET_P99_MS = 30.0
 WARMUP = 5
@@ -58,6 +64,8 @@ COLUMNS = [
     "charged", "priority", "due_at", "lease_until", "attempts", "upstream", "upstream_id", "created_at",
     "sent_at", "delivered_at", "read_at", "finished_at",
 ]  # fmt: skip
+SHOWN = [c.name for c in message_queries.SHOWN]  # the columns a listed message shows
+SORT_COLUMNS = {"id": "id", "phone": "phone", "delivered": "delivered_at"}
 SMS_PLAN = json.dumps(
     {
         "sender": "DemoSMS",
@@ -181,12 +189,15 @@ async def load(stack: Stack, accounts: list[Account], end: datetime, analyze_sql
                 await pg.copy_records_to_table(
                     "messages", records=message_rows(acct, end, sqlite=False), columns=COLUMNS
                 )
+            # The day counters' folds are deferred to the commit; messages cannot be indexed while
+            # they are pending, so they run now.
+            await pg.execute("SET CONSTRAINTS ALL IMMEDIATE")
             for row in indexes:
                 await pg.execute(row["indexdef"])
             await pg.execute(
                 "SELECT setval(pg_get_serial_sequence('messages', 'id'), (SELECT max(id) FROM messages))"
             )
-        await pg.execute("ANALYZE messages")
+        await pg.execute("ANALYZE messages, message_day_counts")
     finally:
         await pg.close()
     return time.perf_counter() - started
@@ -247,45 +258,99 @@ class Query:
             p["page[limit]"] = str(self.limit)
         return p
 
-    def sql(self, account_id: int, sqlite: bool) -> tuple[str, str, list[Any], list[Any]]:
-        """(count SQL, page SQL, count params, page params), as message_queries.list_messages: the
-        account, the period (default: the 92 days up to now), the optional filters; ordered by the
-        sort column then id; LIMIT/OFFSET."""
-        now = datetime.now(UTC)
-        to = self.created_to or now
-        start = self.created_from or to - MAX_PERIOD
-        conds: list[tuple[str, Any]] = [
-            ("account_id = {}", account_id),
-            ("created_at >= {}", start),
-            ("created_at <= {}", to),
-        ]
-        if self.id is not None:
-            conds.append(("id = {}", self.id))
-        if self.campaign_id is not None:
-            conds.append(("campaign_id = {}", self.campaign_id))
-        if self.reference_id is not None:
-            conds.append(("reference_id = {}", self.reference_id))
+    def period(self) -> tuple[datetime, datetime]:
+        """As message_queries.check_period: the given period, by default the 92 days up to now."""
+        to = self.created_to or datetime.now(UTC)
+        return self.created_from or to - MAX_PERIOD, to
 
-        def value(v: Any) -> Any:
-            if isinstance(v, datetime):
-                naive = v.astimezone(UTC).replace(tzinfo=None)
-                return naive.strftime(SQLITE_TS) if sqlite else naive
-            return v
+    @property
+    def filtered(self) -> bool:
+        return self.id is not None or self.campaign_id is not None or self.reference_id is not None
 
-        def marks(n: int) -> str:
-            return "?" if sqlite else f"${n}"
 
-        where = " AND ".join(c.format(marks(i + 1)) for i, (c, _) in enumerate(conds))
-        params = [value(v) for _, v in conds]
-        column = {"id": "id", "phone": "phone", "delivered": "delivered_at"}[self.sort]
-        way = "DESC" if self.way == "desc" else "ASC"
-        n = len(params)
-        count = f"SELECT count(*) FROM messages WHERE {where}"
-        page = (
-            f"SELECT {', '.join(COLUMNS)} FROM messages WHERE {where} ORDER BY {column} {way}, id {way} "
-            f"LIMIT {marks(n + 1)} OFFSET {marks(n + 2)}"
+class Sql:
+    """Placeholders and their values for one statement on one engine."""
+
+    def __init__(self, sqlite: bool) -> None:
+        self.sqlite = sqlite
+        self.params: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        if isinstance(value, datetime):
+            naive = value.astimezone(UTC).replace(tzinfo=None)
+            value = naive.strftime(SQLITE_TS) if self.sqlite else naive
+        elif isinstance(value, date) and self.sqlite:
+            value = value.isoformat()
+        self.params.append(value)
+        return "?" if self.sqlite else f"${len(self.params)}"
+
+
+def filtered_sql(q: Query, account_id: int, sqlite: bool) -> tuple[Sql, str, str]:
+    """(params, count SQL, page SQL) as message_queries._filtered_page writes them: the period and
+    the sort in expressions no index serves, so the filter's index is used."""
+    sql = Sql(sqlite)
+    start, end = q.period()
+    where = (
+        f"account_id = {sql(account_id)} AND coalesce(created_at, created_at) >= {sql(start)} "
+        f"AND coalesce(created_at, created_at) <= {sql(end)}"
+    )
+    if q.id is not None:
+        where += f" AND id = {sql(q.id)}"
+    if q.campaign_id is not None:
+        where += f" AND campaign_id = {sql(q.campaign_id)}"
+    if q.reference_id is not None:
+        where += f" AND reference_id = {sql(q.reference_id)}"
+    column, way = SORT_COLUMNS[q.sort], "DESC" if q.way == "desc" else "ASC"
+    if q.sort == "id" and sqlite:  # SQLite's filter indexes already give their matches by id
+        order = f"id {way}, id {way}"
+    else:
+        order = f"coalesce({column}, {column}) {way}, coalesce(id, id) {way}"
+    page = f"SELECT {', '.join(SHOWN)} FROM messages WHERE {where} ORDER BY {order} LIMIT {q.limit} OFFSET {q.offset}"
+    return sql, f"SELECT count(*) FROM messages WHERE {where}", page
+
+
+def period_count_sql(q: Query, account_id: int, sqlite: bool) -> tuple[Sql, str]:
+    """As store.message_counts.count_period: whole days from the counters, partial ends from the index."""
+    sql = Sql(sqlite)
+    start, end = q.period()
+    parts = message_counts.split(start, end)
+    ids = "min(id), max(id)" if q.sort == "id" else "NULL, NULL" if sqlite else "NULL::bigint, NULL::bigint"
+    selects = [
+        f"SELECT count(*), {ids} FROM messages WHERE account_id = {sql(account_id)} AND created_at >= {sql(lo)} "
+        f"AND created_at {'<=' if inclusive else '<'} {sql(hi)}"
+        for lo, hi, inclusive in parts.ends
+    ]
+    if parts.whole is not None:
+        selects.append(
+            "SELECT coalesce(sum(count), 0), min(min_id), max(max_id) FROM message_day_counts "
+            f"WHERE account_id = {sql(account_id)} AND day >= {sql(parts.whole[0])} AND day <= {sql(parts.whole[1])}"
         )
-        return count, page, params, [*params, self.limit, self.offset]
+    return sql, " UNION ALL ".join(selects)
+
+
+def period_page_sql(
+    q: Query, account_id: int, sqlite: bool, bounds: tuple[int, int] | None, walk: bool
+) -> tuple[Sql, str]:
+    """As message_queries._period_page: by id between the period's first and last ids; by another
+    column walking its index (walk) or sorting the period's matches."""
+    sql = Sql(sqlite)
+    start, end = q.period()
+    column, way = SORT_COLUMNS[q.sort], "DESC" if q.way == "desc" else "ASC"
+    where = f"account_id = {sql(account_id)}"
+    created = "created_at" if q.sort != "id" and not walk else "coalesce(created_at, created_at)"
+    where += f" AND {created} >= {sql(start)} AND {created} <= {sql(end)}"
+    if q.sort == "id":
+        if bounds is not None:
+            where += f" AND id BETWEEN {sql(bounds[0])} AND {sql(bounds[1])}"
+        order = f"id {way}, id {way}"
+    elif walk:
+        order = f"{column} {way}, id {way}"
+    else:
+        order = f"coalesce({column}, {column}) {way}, coalesce(id, id) {way}"
+    return (
+        sql,
+        f"SELECT {', '.join(SHOWN)} FROM messages WHERE {where} ORDER BY {order} LIMIT {q.limit} OFFSET {q.offset}",
+    )
 
 
 @dataclass(frozen=True)
@@ -355,17 +420,49 @@ class Driver:
             await self.pg.close()
 
     async def run(self, account_id: int, q: Query) -> tuple[int, int]:
-        count_sql, page_sql, count_params, page_params = q.sql(account_id, self.sqlite)
+        """The endpoint's statements for q, in one read transaction: (total, rows on the page)."""
         if self.lite is not None:
             self.lite.execute("BEGIN")
-            total = int(self.lite.execute(count_sql, count_params).fetchone()[0])
-            rows = self.lite.execute(page_sql, page_params).fetchall()
-            self.lite.execute("COMMIT")
-            return total, len(rows)
+            try:
+                return await self._statements(account_id, q, self._lite_fetch)
+            finally:
+                self.lite.execute("COMMIT")
         async with self.pg.transaction(readonly=True):
-            total = int(await self.pg.fetchval(count_sql, *count_params))
-            rows = await self.pg.fetch(page_sql, *page_params)
-        return total, len(rows)
+            await self.pg.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            return await self._statements(account_id, q, self.pg.fetch)
+
+    async def _lite_fetch(self, statement: str, *params: Any) -> list[Any]:
+        assert self.lite is not None
+        return self.lite.execute(statement, params).fetchall()
+
+    async def _statements(self, account_id: int, q: Query, fetch: Callable[..., Any]) -> tuple[int, int]:
+        if q.filtered:
+            sql, count, page = filtered_sql(q, account_id, self.sqlite)
+            total = int((await fetch(count, *sql.params))[0][0])
+            rows = await fetch(page, *sql.params) if total > q.offset else []
+            return total, len(rows)
+        sql, count = period_count_sql(q, account_id, self.sqlite)
+        counted = await fetch(count, *sql.params)
+        total = sum(int(r[0] or 0) for r in counted)
+        if total <= q.offset:
+            return total, 0
+        firsts, lasts = (
+            [r[1] for r in counted if r[1] is not None],
+            [r[2] for r in counted if r[2] is not None],
+        )
+        bounds = (min(firsts), max(lasts)) if q.sort == "id" and firsts and lasts else None
+        walk = False
+        if q.sort != "id" and total > message_queries.SORT_AT_MOST:
+            everything = (
+                await fetch(
+                    "SELECT coalesce(sum(count), 0) FROM message_day_counts WHERE account_id = "
+                    + ("?" if self.sqlite else "$1"),
+                    account_id,
+                )
+            )[0][0]
+            walk = int(everything) - total + q.offset + q.limit <= 2 * total
+        sql, page = period_page_sql(q, account_id, self.sqlite, bounds, walk)
+        return total, len(await fetch(page, *sql.params))
 
 
 async def run_case(

@@ -14,12 +14,14 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -317,7 +319,6 @@ messages = Table(
     # Campaign statistics are GROUP BYs over this index alone: exact at every moment, and cheap.
     Index("ix_messages_campaign_id_type_status", "campaign_id", "type", "status", "fail_reason"),
     Index("ix_messages_account_id_phone", "account_id", "phone"),
-    Index("ix_messages_account_id_delivered_at", "account_id", "delivered_at"),
     Index("ix_messages_status_due_at", "status", "due_at"),
     Index("ix_messages_parent_id", "parent_id"),
     # A reference_id names one request's message; its SMS fallback shares it.
@@ -396,4 +397,36 @@ rate_limit_windows = Table(
     Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
     Column("window_start", BigInteger, primary_key=True),  # Unix seconds
     Column("used", Integer, nullable=False),
+)
+
+# ---------------------------------------------------------------- message counts (migration 0005)
+
+# Sorting messages by delivery time walks this index. The id completes the order, so PostgreSQL
+# need not sort a large group of equal keys (every undelivered message has a NULL delivered_at).
+Index("ix_messages_account_id_delivered_at_id", messages.c.account_id, messages.c.delivered_at, messages.c.id)
+
+# How many messages each account has per UTC day of created_at, kept exact by triggers on
+# `messages` (migration 0005), so GET /api/messages can count a 92-day period from ~92 rows plus
+# the two partial days at its ends instead of from a million index entries.
+#
+# A day's count is the sum over its slots. SQLite (one writer at a time) keeps one row per day in
+# slot 0. On PostgreSQL each INSERT or DELETE statement appends a row per account and day it touched
+# (an insert's slot is the largest message id of its rows; other changes take negative slots from
+# message_day_counts_slot_seq), and transactions fold a day's rows into slot 0 now and then, at
+# commit: concurrent writers never wait on a shared counter row, so no lock order is imposed on
+# them. min_id/max_id bound the ids of the day's messages (never narrower than the truth; NULL in a
+# removal), so a page ordered by id can start where the period's messages start.
+# No foreign key: deleting an account cascades to its messages, whose triggers write here.
+message_day_counts = Table(
+    "message_day_counts",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("slot", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("min_id", BigInteger, nullable=True),
+    Column("max_id", BigInteger, nullable=True),
+    # Sums are read from the key alone (an index-only scan): on PostgreSQL the folded-away rows
+    # leave dead tuples behind until vacuum, which a scan of the table would have to step over.
+    PrimaryKeyConstraint("account_id", "day", "slot", postgresql_include=["count", "min_id", "max_id"]),
 )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -26,13 +29,11 @@ from rcsgate.api.schemas import (
     MessageListItem,
     MessageResponse,
     MessagesResponse,
-    Meta,
-    PageMeta,
 )
-from rcsgate.domain.errors import DomainError, InvalidInput
+from rcsgate.domain.errors import DomainError
 from rcsgate.domain.message_view import MessageView
 from rcsgate.domain.money import format_units
-from rcsgate.domain.timefmt import format_ts, parse_ts
+from rcsgate.domain.timefmt import format_ts, zone
 from rcsgate.services import auth, message_queries
 from rcsgate.services.sending import SendRequest, TokenClaims
 
@@ -72,6 +73,65 @@ def list_item(view: MessageView) -> MessageListItem:
         rcs_options=content if view.type == "rcs" else None,
         alternative_channels=fallback,
     )
+
+
+def list_entry(view: MessageView) -> dict[str, Any]:
+    """``list_item(view)`` as FastAPI would serialise it (``model_dump(mode="json")``), built directly:
+    a page of up to 500 messages skips two pydantic validations per message. Same keys, same order
+    (tests/test_message_queries.py holds the two to each other)."""
+    content = view.content or {}
+    tz = view.timezone
+    return {
+        "id": view.id,
+        "reference_id": view.reference_id,
+        "source": "rest",
+        "type": view.type,
+        "phone": int(view.phone),
+        "status": view.status,
+        "validity": view.validity_hours,
+        "amount": {"value": _amount(view.amount_units), "currency": view.currency},
+        "sender": view.sender,
+        "created_at": _local_ts(view.created_at, tz),
+        "sent_at": _local_ts(view.sent_at, tz),
+        "delivered_at": _local_ts(view.delivered_at, tz),
+        "campaign_id": view.campaign_id,
+        "country": view.country,
+        "text": content.get("text") if view.type == "sms" else None,
+        "parts": view.parts,
+        "rcs_options": content if view.type == "rcs" else None,
+        "alternative_channels": (
+            {"sms": {"parts": view.fallback_parts, "id": list(view.fallback_ids)}}
+            if view.fallback_parts is not None
+            else None
+        ),
+    }
+
+
+# A page's messages mostly share a few prices.
+_amount = lru_cache(maxsize=1024)(format_units)
+
+
+def _local_ts(moment: datetime | None, tz: str) -> str | None:
+    """format_ts at a third of the cost, 1500 times per page of 500: isoformat's first 19 characters
+    are "%Y-%m-%d %H:%M:%S" (for years from 1000 on: these are creation and delivery times), and a
+    stored time is already in UTC."""
+    if moment is None:
+        return None
+    if tz != "UTC" or moment.tzinfo is not UTC:
+        moment = moment.astimezone(zone(tz))
+    return moment.isoformat(" ")[:19]
+
+
+def messages_json(views: list[MessageView], *, total: int, offset: int, limit: int) -> bytes:
+    """The MessagesResponse body, byte for byte as FastAPI renders the model (JSONResponse's json.dumps;
+    check_circular only guards against cycles, which these plain dicts and lists cannot have)."""
+    body = {
+        "data": [list_entry(v) for v in views],
+        "meta": {"page": {"total": total, "offset": offset, "limit": limit}},
+    }
+    return json.dumps(
+        body, ensure_ascii=False, check_circular=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode()
 
 
 @router.post(
@@ -136,20 +196,7 @@ async def list_messages(
     filter_to: Annotated[
         str | None, Query(alias="filter[to]", description="yyyy-mm-dd hh:mm:ss; default now")
     ] = None,
-) -> MessagesResponse:
-    from rcsgate.services.accounts import get_account
-
-    tz = (await get_account(ctx.db, principal.account_id)).timezone
-    errors: dict[str, list[str]] = {}
-    bounds = {}
-    for name, value in (("filter[from]", filter_from), ("filter[to]", filter_to)):
-        if value:
-            try:
-                bounds[name] = parse_ts(value, tz)
-            except ValueError:
-                errors[name] = [f"The {name} does not match the format Y-m-d H:i:s."]
-    if errors:
-        raise InvalidInput(errors)
+) -> Response:
     views, total = await message_queries.list_messages(
         ctx.db,
         ctx.clock,
@@ -158,14 +205,14 @@ async def list_messages(
             id=filter_id,
             campaign_id=filter_campaign_id,
             reference_id=filter_reference_id,
-            created_from=bounds.get("filter[from]"),
-            created_to=bounds.get("filter[to]"),
+            created_from=filter_from or None,  # read in the account's time zone
+            created_to=filter_to or None,
         ),
         sort=sort,
         descending=way == "desc",
         offset=offset,
         limit=limit,
     )
-    return MessagesResponse(
-        data=[list_item(v) for v in views], meta=Meta(page=PageMeta(total=total, offset=offset, limit=limit))
-    )
+    # Serialised here; returning the model would have FastAPI validate every message once more.
+    body = messages_json(views, total=total, offset=offset, limit=limit)
+    return Response(body, media_type="application/json")
