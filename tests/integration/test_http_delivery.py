@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
-from rcsgate.webhooks.http_delivery import DeliveryResult, make_session, post_webhook
+from rcsgate.webhooks.http_client import WebhookClient
+from rcsgate.webhooks.http_delivery import DeliveryResult, make_client, post_webhook
 from rcsgate.webhooks.signing import new_webhook_secret, signed_headers, verify
 
 SECRET = new_webhook_secret()
@@ -94,16 +94,16 @@ def _assert_no_secrets(result: DeliveryResult, headers: dict[str, str]) -> None:
     assert headers["webhook-signature"] not in text
 
 
-def run(scenario: Callable[[Receiver, aiohttp.ClientSession], Awaitable[None]]) -> None:
+def run(scenario: Callable[[Receiver, WebhookClient], Awaitable[None]]) -> None:
     async def main() -> None:
-        async with receiver_server() as receiver, make_session() as session:
+        async with receiver_server() as receiver, make_client() as session:
             await scenario(receiver, session)
 
     asyncio.run(main())
 
 
 def test_200_delivers_exact_bytes_with_valid_signature() -> None:
-    async def scenario(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+    async def scenario(receiver: Receiver, session: WebhookClient) -> None:
         headers = _headers()
         result = await post_webhook(
             session, url=f"{receiver.base_url}/ok", body=BODY, headers=headers, allow_private=True
@@ -136,7 +136,7 @@ def test_200_delivers_exact_bytes_with_valid_signature() -> None:
     ],
 )
 def test_status_classification(path: str, outcome: str, status: int) -> None:
-    async def scenario(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+    async def scenario(receiver: Receiver, session: WebhookClient) -> None:
         headers = _headers()
         result = await post_webhook(
             session, url=receiver.base_url + path, body=BODY, headers=headers, allow_private=True
@@ -153,7 +153,7 @@ def test_status_classification(path: str, outcome: str, status: int) -> None:
 
 
 def test_slow_receiver_times_out_as_retry() -> None:
-    async def scenario(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+    async def scenario(receiver: Receiver, session: WebhookClient) -> None:
         started = time.perf_counter()
         result = await post_webhook(
             session,
@@ -180,20 +180,20 @@ def test_connection_refused_is_retry() -> None:
         free_port = probe.getsockname()[1]
     # Nothing listens on free_port any more.
 
-    async def scenario(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+    async def scenario(receiver: Receiver, session: WebhookClient) -> None:
         result = await post_webhook(
             session, url=f"http://127.0.0.1:{free_port}/ok", body=BODY, headers=_headers(), allow_private=True
         )
         assert result.outcome == "retry"
         assert result.status_code is None
         assert result.error is not None
-        assert "ClientConnectorError" in result.error
+        assert "ConnectionRefusedError" in result.error
 
     run(scenario)
 
 
 def test_private_destination_refused_without_contacting_receiver() -> None:
-    async def scenario(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+    async def scenario(receiver: Receiver, session: WebhookClient) -> None:
         for url in (
             f"{receiver.base_url}/ok",
             f"http://127.1:{receiver.port}/ok",
@@ -210,7 +210,7 @@ def test_private_destination_refused_without_contacting_receiver() -> None:
 
 
 def test_malformed_url_gives_up() -> None:
-    async def scenario(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+    async def scenario(receiver: Receiver, session: WebhookClient) -> None:
         result = await post_webhook(
             session, url="ftp://example.com/", body=BODY, headers=_headers(), allow_private=True
         )
@@ -236,11 +236,21 @@ def _fake_dns(monkeypatch: pytest.MonkeyPatch, answers: list[str]) -> list[str]:
     return seen
 
 
-def test_dns_rebinding_between_check_and_connect_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The pre-flight check sees a public address, the connection attempt would get loopback.
+def test_dns_rebinding_has_no_second_lookup_to_exploit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A rebinding DNS server answers a public address, then loopback. The client looks the name
+    # up once and connects to exactly the address it checked, so the second answer is never used.
     seen = _fake_dns(monkeypatch, ["93.184.216.34", "127.0.0.1"])
+    connected: list[str] = []
 
-    async def scenario(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+    async def create_connection(
+        self: Any, factory: Any, host: Any = None, port: Any = None, **kwargs: Any
+    ) -> Any:
+        connected.append(str(host))
+        raise ConnectionRefusedError("not really connecting anywhere in a test")
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "create_connection", create_connection)
+
+    async def scenario(receiver: Receiver, session: WebhookClient) -> None:
         result = await post_webhook(
             session,
             url=f"http://rebind.test:{receiver.port}/ok",
@@ -248,19 +258,18 @@ def test_dns_rebinding_between_check_and_connect_is_refused(monkeypatch: pytest.
             headers=_headers(),
             allow_private=False,
         )
-        assert result.outcome == "give_up"
-        assert result.error is not None
-        assert "127.0.0.1" in result.error
+        assert result.outcome == "retry"
         assert receiver.hits == []
 
     run(scenario)
-    assert seen == ["93.184.216.34", "127.0.0.1"]
+    assert seen == ["93.184.216.34"]
+    assert connected == ["93.184.216.34"]
 
 
 def test_resolved_private_address_refused_at_preflight(monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_dns(monkeypatch, ["10.1.2.3"])
 
-    async def scenario(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+    async def scenario(receiver: Receiver, session: WebhookClient) -> None:
         result = await post_webhook(
             session,
             url=f"http://rebind.test:{receiver.port}/ok",
@@ -280,7 +289,7 @@ def test_hostname_resolving_to_loopback_is_delivered_when_private_allowed(
 ) -> None:
     _fake_dns(monkeypatch, ["127.0.0.1"])
 
-    async def scenario(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+    async def scenario(receiver: Receiver, session: WebhookClient) -> None:
         result = await post_webhook(
             session,
             url=f"http://rebind.test:{receiver.port}/ok",
@@ -300,7 +309,7 @@ def test_dns_failure_is_retry(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", failing)
 
-    async def scenario(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+    async def scenario(receiver: Receiver, session: WebhookClient) -> None:
         result = await post_webhook(
             session, url="https://hooks.example.com/x", body=BODY, headers=_headers(), allow_private=False
         )
@@ -312,7 +321,7 @@ def test_dns_failure_is_retry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_connection_is_reused_after_small_answers_but_not_after_oversized_ones() -> None:
-    async def scenario(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+    async def scenario(receiver: Receiver, session: WebhookClient) -> None:
         for path in ("/ok", "/ok", "/big", "/ok"):
             result = await post_webhook(
                 session, url=receiver.base_url + path, body=BODY, headers=_headers(), allow_private=True

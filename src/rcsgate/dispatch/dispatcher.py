@@ -2,6 +2,11 @@
 
 Timing decisions use the injected clock; the loops themselves poll in real time (``poll_seconds``)
 and wake at once when the API accepts a message in the same process.
+
+Sending is a two-stage pipeline: while the upstream's answers for one batch are recorded, the next
+batch is claimed and submitted. Submits still go one batch at a time, each claimed only after the
+previous batch's submits have all answered, so a connector's ``admits()`` (its circuit breaker)
+sees every answer before the next claim, as without the overlap.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Sequence
 
 from rcsgate.clock import Clock
 from rcsgate.connectors.base import Connector, OutboundMessage, Report, SubmitResult, TryLater
+from rcsgate.dispatch.recorder import Recorder
 from rcsgate.logging_setup import get_logger
 from rcsgate.services import campaigns, dispatching
 from rcsgate.store.db import Database
@@ -29,6 +35,7 @@ class Dispatcher:
         connector: Connector,
         wake: asyncio.Event,
         sweep_wake: asyncio.Event | None = None,
+        webhooks_wake: asyncio.Event | None = None,
         batch_size: int = 200,
         lease_seconds: float = 60.0,
         poll_seconds: float = 0.05,
@@ -40,10 +47,14 @@ class Dispatcher:
         self.wake = wake
         # Set when a campaign is created, so an instant campaign starts now rather than at the next sweep.
         self.sweep_wake = sweep_wake or asyncio.Event()
+        # Set after a transaction that may have written outbox rows, so the webhook sender looks now.
+        self.webhooks_wake = webhooks_wake or asyncio.Event()
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.sweep_seconds = sweep_seconds
+        # Submit answers and reports, written together (see recorder.py).
+        self.recorder = Recorder(db, clock, upstream=connector.name)
         # Expiry, the lease reaper and the campaign scheduler run in one process at a time.
         self.sweep_lock = SingletonLock(db, SWEEP_LOCK)
         # Set when the send loop has returned: its last batch is submitted and recorded, so the
@@ -59,30 +70,43 @@ class Dispatcher:
             self.sending_stopped.set()
 
     async def _send(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            admits = self.connector.admits()
-            if admits == 0:
-                # The upstream is down (circuit open): leave messages unclaimed for other workers
-                # or the probe, rather than claim them only to put them back with a longer backoff.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=max(self.poll_seconds, 0.2))
-                continue
-            limit = self.batch_size if admits is None else min(self.batch_size, admits)
-            batch = await dispatching.claim(
-                self.db, self.clock, limit=limit, lease_seconds=self.lease_seconds
-            )
-            if batch:
-                results = await asyncio.gather(*(self._submit(message) for message in batch))
-                await dispatching.record_submits(
-                    self.db,
-                    self.clock,
-                    outcomes=list(zip(batch, results, strict=True)),
-                    upstream=self.connector.name,
+        recording: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                admits = self.connector.admits()
+                if admits == 0:
+                    # The upstream is down (circuit open): leave messages unclaimed for other workers
+                    # or the probe, rather than claim them only to put them back with a longer backoff.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=max(self.poll_seconds, 0.2))
+                    continue
+                limit = self.batch_size if admits is None else min(self.batch_size, admits)
+                self.wake.clear()
+                batch = await dispatching.claim(
+                    self.db, self.clock, limit=limit, lease_seconds=self.lease_seconds
                 )
-                continue
-            self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
+                if batch:
+                    results = await asyncio.gather(*(self._submit(message) for message in batch))
+                    # At most one batch being recorded: its answers are on their way to the database
+                    # while the next batch is claimed and submitted.
+                    if recording is not None:
+                        await recording
+                    recording = asyncio.create_task(self._record(batch, results))
+                    continue
+                if recording is not None:
+                    # Recording may have made messages due (retries, SMS fallbacks): look again after it.
+                    await recording
+                    recording = None
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
+        finally:
+            if recording is not None:
+                await recording
+
+    async def _record(self, batch: list[OutboundMessage], results: list[SubmitResult]) -> None:
+        await self.recorder.record(outcomes=list(zip(batch, results, strict=True)))
+        self.webhooks_wake.set()
 
     async def _submit(self, message: OutboundMessage) -> SubmitResult:
         try:
@@ -108,6 +132,8 @@ class Dispatcher:
             if await campaigns.tick(self.db, self.clock):
                 self.wake.set()
             expired = await dispatching.expire_due(self.db, self.clock)
+            if expired:
+                self.webhooks_wake.set()
             reclaimed = await dispatching.reclaim_lapsed(self.db, self.clock)
             if reclaimed:
                 log.warning("claims_reclaimed", count=reclaimed)
@@ -119,6 +145,8 @@ class Dispatcher:
                 await asyncio.wait_for(self.sweep_wake.wait(), timeout=self.sweep_seconds)
 
     async def on_reports(self, reports: Sequence[Report]) -> None:
-        changed = await dispatching.apply_reports(self.db, self.clock, reports)
-        if changed:
-            self.wake.set()  # an undelivered RCS may have produced an SMS fallback to send
+        applied = await self.recorder.record(reports=reports)
+        if applied.changed:
+            self.webhooks_wake.set()
+        if applied.fallbacks:
+            self.wake.set()  # an undelivered RCS produced an SMS fallback to send

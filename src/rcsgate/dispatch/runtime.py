@@ -66,12 +66,15 @@ class Runtime:
         signals: Signals,
     ) -> Runtime:
         connector = build_connector(settings, clock)
+        # The dispatcher sets it after writing outbox rows: the sender need not wait for its poll.
+        webhooks_wake = asyncio.Event()
         dispatcher = Dispatcher(
             db=db,
             clock=clock,
             connector=connector,
             wake=signals.due,
             sweep_wake=signals.campaigns,
+            webhooks_wake=webhooks_wake,
             poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.claim_lease_seconds,
         )
@@ -82,8 +85,9 @@ class Runtime:
             allow_private=settings.webhooks_allow_private,
             timeout_seconds=settings.webhook_timeout_seconds,
             poll_seconds=settings.worker_poll_seconds,
-            # Twice the message lease: a batch of up to 1000 posts can take several timeouts' time.
+            # Twice the message lease: deliveries wait behind a slow receiver's slots for a while.
             lease_seconds=2 * settings.claim_lease_seconds,
+            wake=webhooks_wake,
         )
         return cls(
             connector=connector,

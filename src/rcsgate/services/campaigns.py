@@ -33,6 +33,7 @@ from rcsgate.services.repeats import RequestKey, earlier_answer, remember
 from rcsgate.services.sending import agent_for, content_json, tariff_for
 from rcsgate.store import accounts as account_store
 from rcsgate.store import campaigns as store
+from rcsgate.store import pipeline
 from rcsgate.store.db import Database
 from rcsgate.store.tables import campaigns, messages, prices, stop_list
 from rcsgate.store.tables import contacts as contacts_table
@@ -501,7 +502,7 @@ async def tick(db: Database, clock: Clock) -> bool:
             await store.release_queue(conn, campaign_id=row.id, due_at=now)
             changed = True
         for campaign_id in await store.sending_ids(conn):
-            if await store.count_pending(conn, campaign_id) == 0:
+            if not await pipeline.has_pending(conn, campaign_id):
                 await store.set_status(conn, campaign_id, old=("sending",), new="done", finished_at=now)
                 changed = True
     return changed

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
-from sqlalchemy import update
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
 from rcsgate.connectors.base import (
@@ -26,20 +27,28 @@ from rcsgate.connectors.base import (
 )
 from rcsgate.domain.backoff import exponential_delay
 from rcsgate.services.campaigns import pause_for_funds
-from rcsgate.services.lifecycle import Msg, SmsPlan, Unit, enqueue_click_webhook, transition, unit_of_work
+from rcsgate.services.lifecycle import Moves, Msg, SmsPlan, unit_of_work
 from rcsgate.store import messages as store
+from rcsgate.store import pipeline
 from rcsgate.store import senders as sender_store
 from rcsgate.store.db import Database
-from rcsgate.store.tables import messages
 
 
-def outbound(row: Row[Any]) -> OutboundMessage:
+def outbound(row: Row[Any], contents: dict[str, Any] | None = None) -> OutboundMessage:
+    """The message as a connector takes it. ``contents`` caches decoded content within a batch: a
+    campaign's messages share theirs (connectors only read it)."""
+    if contents is None:
+        content = json.loads(row.content)
+    else:
+        content = contents.get(row.content)
+        if content is None:
+            content = contents[row.content] = json.loads(row.content)
     return OutboundMessage(
         message_id=row.id,
         channel=row.type,
         phone=row.phone,
         sender=row.sender,
-        content=json.loads(row.content),
+        content=content,
         expires_at=row.expires_at,
     )
 
@@ -51,7 +60,7 @@ async def claim(db: Database, clock: Clock, *, limit: int, lease_seconds: float)
     now = clock.now()
     lock = not db.is_sqlite
     async with db.write() as conn:
-        candidates = await store.due_candidates(conn, now=now, limit=limit, skip_locked=lock)
+        candidates = await pipeline.due_candidates(conn, now=now, limit=limit, skip_locked=lock)
         if not candidates:
             return []
         demand: dict[int, int] = {}
@@ -59,35 +68,95 @@ async def claim(db: Database, clock: Clock, *, limit: int, lease_seconds: float)
             if row.agent_id is not None:
                 demand[row.agent_id] = demand.get(row.agent_id, 0) + 1
         allowance = await sender_store.take_send_tokens(conn, demand=demand, now=now, lock=lock)
-        funds: dict[int, int] = {}
-        reservations: dict[int, list[tuple[int, int]]] = {}
-        paused: set[int] = set()
-        chosen: list[int] = []
+        wanted: dict[int, list[tuple[Row[Any], int]]] = {}
         for row in candidates:
-            if row.campaign_id in paused:
-                continue
             if row.agent_id in allowance:
                 if allowance[row.agent_id] <= 0:
                     continue
                 allowance[row.agent_id] -= 1
-            if row.campaign_id is not None and row.reserved == 0 and row.price > 0:
-                plan = SmsPlan.from_json(row.sms_alternative) if row.sms_alternative else None
-                amount = row.price + (plan.cost if plan else 0)
-                if row.account_id not in funds:
-                    funds[row.account_id] = await store.available_funds(conn, row.account_id, lock=lock)
-                if amount > funds[row.account_id]:
-                    await pause_for_funds(conn, campaign_id=row.campaign_id)
-                    paused.add(row.campaign_id)
-                    continue
-                funds[row.account_id] -= amount
-                reservations.setdefault(row.account_id, []).append((row.id, amount))
-            chosen.append(row.id)
-        for account_id, items in reservations.items():
-            await store.reserve_many(conn, account_id=account_id, items=items, now=now)
-        rows = await store.mark_sending(
-            conn, ids=chosen, now=now, lease_until=now + timedelta(seconds=lease_seconds)
-        )
-    return [outbound(r) for r in rows]
+            wanted.setdefault(row.account_id, []).append((row, _to_reserve(row)))
+        lease_until = now + timedelta(seconds=lease_seconds)
+        rows = await _claim_covered(conn, wanted, now=now, lease_until=lease_until)
+        if rows is None:
+            chosen: list[int] = []
+            amounts: dict[int, int] = {}
+            for account_id, items in wanted.items():
+                chosen += await _reserve(conn, account_id, items, amounts, now=now, lock=lock)
+            rows = await pipeline.mark_sending(
+                conn, ids=chosen, now=now, lease_until=lease_until, reserve=amounts
+            )
+    contents: dict[str, Any] = {}
+    return [outbound(r, contents) for r in rows]
+
+
+async def _claim_covered(
+    conn: AsyncConnection,
+    wanted: dict[int, list[tuple[Row[Any], int]]],
+    *,
+    now: datetime,
+    lease_until: datetime,
+) -> list[Row[Any]] | None:
+    """The usual case: every account covers all its messages. Claim them all, then reserve with one
+    conditional UPDATE per account as the last statements, so an account row is locked (PostgreSQL)
+    only from there to the commit. None, with nothing written, when some account falls short."""
+    amounts = {row.id: amount for items in wanted.values() for row, amount in items if amount}
+    savepoint = await conn.begin_nested()
+    rows = await pipeline.mark_sending(
+        conn,
+        ids=[row.id for items in wanted.values() for row, _ in items],
+        now=now,
+        lease_until=lease_until,
+        reserve=amounts,
+    )
+    for account_id, items in wanted.items():
+        held = [(row.id, amount) for row, amount in items if amount]
+        if held and not await pipeline.reserve_funds(conn, account_id=account_id, items=held, now=now):
+            await savepoint.rollback()
+            return None
+    await savepoint.commit()
+    return rows
+
+
+def _to_reserve(row: Row[Any]) -> int:
+    """What must be reserved now to send the message: a campaign message's price (and its SMS
+    alternative's); single sends hold theirs since they were accepted."""
+    if row.campaign_id is None or row.reserved != 0 or row.price <= 0:
+        return 0
+    plan = SmsPlan.from_json(row.sms_alternative) if row.sms_alternative else None
+    return int(row.price + (plan.cost if plan else 0))
+
+
+async def _reserve(
+    conn: AsyncConnection,
+    account_id: int,
+    items: list[tuple[Row[Any], int]],
+    amounts: dict[int, int],
+    *,
+    now: datetime,
+    lock: bool,
+) -> list[int]:
+    """The ids of ``items`` whose money is now held on the account (``amounts``: how much, for
+    mark_sending) or that need none, taken in order while the account's funds last, each campaign
+    paused at its first message that does not fit."""
+    funds = await pipeline.available_funds(conn, account_id, lock=lock)
+    paused: set[int] = set()
+    chosen: list[int] = []
+    fitting: list[tuple[int, int]] = []
+    for row, amount in items:
+        if row.campaign_id in paused:
+            continue
+        if amount > funds:
+            await pause_for_funds(conn, campaign_id=row.campaign_id)
+            paused.add(row.campaign_id)
+            continue
+        funds -= amount
+        if amount:
+            fitting.append((row.id, amount))
+        chosen.append(row.id)
+    if fitting:
+        await pipeline.reserve_funds(conn, account_id=account_id, items=fitting, now=now, checked=True)
+        amounts.update(fitting)
+    return chosen
 
 
 async def record_submit(
@@ -100,21 +169,54 @@ async def record_submits(
     db: Database, clock: Clock, *, outcomes: list[tuple[OutboundMessage, SubmitResult]], upstream: str
 ) -> None:
     """Record what the upstream answered for a batch of messages, in one transaction."""
+    await record(db, clock, outcomes=outcomes, upstream=upstream)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    changed: int  # reports that changed something (late, duplicate or unknown ones change nothing)
+    fallbacks: int  # SMS fallbacks created, due to be sent
+
+
+async def record(
+    db: Database,
+    clock: Clock,
+    *,
+    outcomes: Sequence[tuple[OutboundMessage, SubmitResult]] = (),
+    reports: Sequence[Report] = (),
+    upstream: str = "",
+) -> Applied:
+    """Record what the upstream said, in one transaction: its answers to submits, then its reports.
+    A message's steps become one compare-and-set (lifecycle.Moves), so a submit answered at once
+    whose delivery and read reports came along is one write of the message, not three."""
     now = clock.now()
+    changed = 0
     async with db.write() as conn, unit_of_work(conn) as unit:
-        rows = await store.get_many(conn, [m.message_id for m, _ in outcomes], for_update=not db.is_sqlite)
+        ids = sorted({m.message_id for m, _ in outcomes} | {r.message_id for r in reports})
+        found = await pipeline.states(conn, ids, for_update=not db.is_sqlite)
+        rows = {mid: Msg.of(row) for mid, row in found.items()}
+        moves = Moves(unit)
         for message, result in outcomes:
             msg = rows.get(message.message_id)
             if msg is None or msg.status != "sending":
                 continue  # a report got there first, or the claim lapsed and another worker owns it
-            await _record_one(unit, msg, result, upstream, now)
+            rows[msg.id] = await _record_one(moves, msg, result, upstream, now)
+        for report in reports:
+            msg = rows.get(report.message_id)
+            if msg is None:
+                continue
+            moved = await _apply_one(moves, msg, report, now)
+            if moved is not None:
+                changed += 1
+                rows[msg.id] = moved
+        await moves.write()
+    return Applied(changed, unit.fallbacks)
 
 
-async def _record_one(unit: Unit, msg: Row[Any], result: SubmitResult, upstream: str, now: datetime) -> None:
+async def _record_one(moves: Moves, msg: Msg, result: SubmitResult, upstream: str, now: datetime) -> Msg:
     match result:
         case Accepted(upstream_id=upstream_id):
-            await transition(
-                unit,
+            return await moves.move(
                 msg,
                 "sent",
                 now,
@@ -125,25 +227,27 @@ async def _record_one(unit: Unit, msg: Row[Any], result: SubmitResult, upstream:
                 due_at=msg.expires_at,
             )
         case NotCapable(reason=reason):
-            await transition(unit, msg, "undelivered", now, reason=reason, upstream=upstream)
+            return await moves.move(msg, "undelivered", now, reason=reason, upstream=upstream)
         case Rejected(reason=reason):
-            await transition(
-                unit, msg, "failed", now, reason="rejected", detail=reason[:200], upstream=upstream
+            return await moves.move(
+                msg, "failed", now, reason="rejected", detail=reason[:200], upstream=upstream
             )
         case TryLater(error=error):
             retry_at = now + timedelta(seconds=exponential_delay(msg.attempts))
             if retry_at >= msg.expires_at:
-                await transition(unit, msg, "expired", now, reason="upstream_unavailable", detail=error[:200])
-            else:
-                await transition(
-                    unit,
-                    msg,
-                    "accepted",
-                    now,
-                    detail=f"retry: {error}"[:200],
-                    due_at=retry_at,
-                    lease_until=None,
+                return await moves.move(
+                    msg, "expired", now, reason="upstream_unavailable", detail=error[:200]
                 )
+            return await moves.move(
+                msg,
+                "accepted",
+                now,
+                detail=f"retry: {error}"[:200],
+                due_at=retry_at,
+                lease_until=None,
+            )
+        case _:
+            assert_never(result)
 
 
 async def apply_report(db: Database, clock: Clock, report: Report) -> bool:
@@ -151,57 +255,34 @@ async def apply_report(db: Database, clock: Clock, report: Report) -> bool:
 
 
 async def apply_reports(db: Database, clock: Clock, reports: Sequence[Report]) -> int:
-    """Apply a batch of upstream reports in one transaction; returns how many changed something
-    (late, duplicate or unknown ones change nothing)."""
-    now = clock.now()
-    changed = 0
-    async with db.write() as conn, unit_of_work(conn) as unit:
-        found = await store.get_many(
-            conn, sorted({r.message_id for r in reports}), for_update=not db.is_sqlite
-        )
-        rows = {mid: Msg.of(row) for mid, row in found.items()}
-        for report in reports:
-            msg = rows.get(report.message_id)
-            if msg is None:
-                continue
-            moved = await _apply_one(unit, msg, report, now)
-            if moved is not None:
-                changed += 1
-                rows[msg.id] = moved
-    return changed
+    """Apply a batch of upstream reports in one transaction; returns how many changed something."""
+    return (await record(db, clock, reports=reports)).changed
 
 
-async def _apply_one(unit: Unit, msg: Msg, report: Report, now: datetime) -> Msg | None:
+async def _apply_one(moves: Moves, msg: Msg, report: Report, now: datetime) -> Msg | None:
     """The message after the report, or None when the report changes nothing."""
     if isinstance(report, ClickReport):
         if msg.type != "rcs":
             return None
-        await enqueue_click_webhook(
-            unit, msg, text=report.text, postback=report.postback_data, at=report.at, now=now
-        )
+        moves.click(msg, text=report.text, postback=report.postback_data, at=report.at, now=now)
         return msg
     at = report.at
     if not _in_flight(msg):
         # Only a read may still follow a delivered message.
         if report.status == "read" and msg.status == "delivered":
-            return await transition(unit, msg, "read", now, read_at=at)
+            return await moves.move(msg, "read", now, read_at=at)
         return None
     if msg.status == "sending":
         # The report overtook the submit's answer: the upstream has the message, so it was sent.
         # Record that first, so the history and the webhooks never skip `sent`.
-        sent = await transition(unit, msg, "sent", now, sent_at=at)
-        if sent is None:
-            return None
-        msg = sent
+        msg = await moves.move(msg, "sent", now, sent_at=at)
     if report.status == "delivered":
-        return await transition(unit, msg, "delivered", now, delivered_at=at)
+        return await moves.move(msg, "delivered", now, delivered_at=at)
     if report.status == "read":
         # A read report implies delivery; apply both, in order.
-        delivered = await transition(unit, msg, "delivered", now, delivered_at=at)
-        if delivered is None:
-            return None
-        return await transition(unit, delivered, "read", now, read_at=at)
-    return await transition(unit, msg, report.status, now, reason=report.status)
+        delivered = await moves.move(msg, "delivered", now, delivered_at=at)
+        return await moves.move(delivered, "read", now, read_at=at)
+    return await moves.move(msg, report.status, now, reason=report.status)
 
 
 def _in_flight(msg: Msg) -> bool:
@@ -214,33 +295,16 @@ def _in_flight(msg: Msg) -> bool:
 
 async def expire_due(db: Database, clock: Clock, *, limit: int = 500) -> int:
     now = clock.now()
-    count = 0
     async with db.write() as conn, unit_of_work(conn) as unit:
+        moves = Moves(unit)
         for msg in await store.due_for_expiry(conn, now=now, limit=limit):
-            if await transition(unit, msg, "expired", now, reason="validity"):
-                count += 1
-    return count
+            await moves.move(msg, "expired", now, reason="validity")
+        # Not locked: a report may move some first, and then the compare-and-set leaves them be.
+        return len(await moves.write())
 
 
 async def reclaim_lapsed(db: Database, clock: Clock, *, limit: int = 500) -> int:
     """Claims whose worker died: back to `accepted`, due now (the upstream de-duplicates by message id)."""
     now = clock.now()
-    count = 0
     async with db.write() as conn:
-        for row in await store.lapsed_leases(conn, now=now, limit=limit):
-            result = await conn.execute(
-                update(messages)
-                .where(messages.c.id == row.id, messages.c.status == "sending", messages.c.lease_until <= now)
-                .values(status="accepted", due_at=now, lease_until=None)
-            )
-            if result.rowcount == 1:
-                await store.insert_event(
-                    conn,
-                    message_id=row.id,
-                    from_status="sending",
-                    status="accepted",
-                    at=now,
-                    detail="lease lapsed",
-                )
-                count += 1
-    return count
+        return await pipeline.reclaim_lapsed(conn, now=now, limit=limit)

@@ -2,6 +2,10 @@
 the compare-and-set and its event row, the money (charge, release, transfer to a fallback),
 the outgoing webhook row and, for an RCS message that ends undelivered or expired, its SMS
 fallback. Call these only inside ``db.write()``.
+
+``transition`` moves one message at once. ``Moves`` plans the moves of a batch against the rows
+the transaction read, then writes them with one compare-and-set statement per (status before,
+status after) and the implied rows in bulk: the same rules, without a statement per message.
 """
 
 from __future__ import annotations
@@ -10,17 +14,18 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, literal, select, update
+from sqlalchemy import literal, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.domain.billing import settle_delivered, settle_unsuccessful
-from rcsgate.domain.message_states import WEBHOOK_STATUSES
+from rcsgate.domain.message_states import WEBHOOK_STATUSES, can_move
 from rcsgate.domain.webhook_payloads import click_payload, encode, status_payload
+from rcsgate.store import bulk, pipeline
 from rcsgate.store import messages as store
 from rcsgate.store.tables import (
     accounts,
@@ -88,41 +93,42 @@ class Msg(dict[str, Any]):
 
 
 @dataclass
-class _AccountState:
+class _Account:
     id: int
-    balance: int
     currency: str
     timezone: str
     callback_url: str | None
     balance_delta: int = 0
     reserved_delta: int = 0
+    # This transaction's ledger rows of the account, whose balance_after is known only at flush.
+    entries: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Unit:
     """What one transaction writes besides the message rows: events, ledger entries, webhook rows and
     the accounts' balance changes, collected as transitions happen and written in bulk by ``flush``.
-    Balances are tracked in memory from the row read (and, on PostgreSQL, locked) at first use, so
-    each ledger entry still records the exact balance after it."""
+
+    An account's balance and reservations change by one relative UPDATE at flush, whose answer gives
+    the balance the ledger rows record: the account row is locked (PostgreSQL) only from there to the
+    commit, not for the whole transaction, so workers settling the same account overlap."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
-        self._accounts: dict[int, _AccountState] = {}
+        self._accounts: dict[int, _Account] = {}
         self.events: list[dict[str, Any]] = []
         self.ledger: list[dict[str, Any]] = []
         self.webhooks: list[dict[str, Any]] = []
+        # SMS fallbacks created ready to send: the dispatcher need not look for work otherwise.
+        self.fallbacks = 0
 
-    async def account(self, account_id: int) -> _AccountState:
+    async def account(self, account_id: int) -> _Account:
         state = self._accounts.get(account_id)
         if state is None:
-            query = select(
-                accounts.c.balance, accounts.c.currency, accounts.c.timezone, accounts.c.rcs_callback_url
-            ).where(accounts.c.id == account_id)
-            if self.conn.dialect.name != "sqlite":
-                query = query.with_for_update()
-            row = (await self.conn.execute(query)).one()
-            state = _AccountState(
-                account_id, int(row.balance), row.currency, row.timezone, row.rcs_callback_url
+            query = select(accounts.c.currency, accounts.c.timezone, accounts.c.rcs_callback_url).where(
+                accounts.c.id == account_id
             )
+            row = (await self.conn.execute(query)).one()
+            state = _Account(account_id, row.currency, row.timezone, row.rcs_callback_url)
             self._accounts[account_id] = state
         return state
 
@@ -145,43 +151,51 @@ class Unit:
         """Record a message's money movement: charge and release close its reservation (a transfer is
         the part handed on to its fallback); reserve opens one from funds already held."""
         state = await self.account(account_id)
-        state.balance -= charge
         state.balance_delta -= charge
         state.reserved_delta -= charge + release
         for kind, amount in (("charge", -charge), ("release", release + transfer), ("reserve", reserve)):
             if amount:
-                self.ledger.append(
-                    {
-                        "account_id": account_id,
-                        "message_id": message_id,
-                        "kind": kind,
-                        "amount": amount,
-                        "balance_after": state.balance,
-                        "note": None,
-                        "created_at": now,
-                    }
-                )
+                entry = {
+                    "account_id": account_id,
+                    "message_id": message_id,
+                    "kind": kind,
+                    "amount": amount,
+                    "balance_after": None,
+                    "note": None,
+                    "created_at": now,
+                }
+                self.ledger.append(entry)
+                state.entries.append(entry)
 
     async def flush(self) -> None:
         conn = self.conn
-        if self.events:
-            await conn.execute(insert(message_events), self.events)
-        if self.ledger:
-            await conn.execute(insert(ledger_entries), self.ledger)
-        if self.webhooks:
-            await conn.execute(insert(webhook_deliveries), self.webhooks)
+        await bulk.insert_many(conn, message_events, self.events)
+        await bulk.insert_many(conn, webhook_deliveries, self.webhooks)
+        # The accounts last: their rows stay locked from here to the commit.
         for state in self._accounts.values():
-            if state.balance_delta or state.reserved_delta:
-                await conn.execute(
-                    update(accounts)
-                    .where(accounts.c.id == state.id)
-                    .values(
-                        balance=accounts.c.balance + state.balance_delta,
-                        reserved=accounts.c.reserved + state.reserved_delta,
-                    )
-                )
-                state.balance_delta = state.reserved_delta = 0
+            if state.entries or state.balance_delta or state.reserved_delta:
+                await self._settle(state)
+        await bulk.insert_many(conn, ledger_entries, self.ledger)
         self.events, self.ledger, self.webhooks = [], [], []
+
+    async def _settle(self, state: _Account) -> None:
+        result = await self.conn.execute(
+            update(accounts)
+            .where(accounts.c.id == state.id)
+            .values(
+                balance=accounts.c.balance + state.balance_delta,
+                reserved=accounts.c.reserved + state.reserved_delta,
+            )
+            .returning(accounts.c.balance)
+        )
+        # Walk the entries from the balance before this transaction: only charges change it.
+        balance = int(result.scalar_one()) - state.balance_delta
+        for entry in state.entries:
+            if entry["kind"] == "charge":
+                balance += entry["amount"]
+            entry["balance_after"] = balance
+        state.entries = []
+        state.balance_delta = state.reserved_delta = 0
 
 
 @asynccontextmanager
@@ -196,6 +210,97 @@ async def unit_of_work(conn: AsyncConnection) -> AsyncIterator[Unit]:
 _ENDS = ("delivered", "undelivered", "expired", "failed", "read")
 
 
+@dataclass(slots=True)
+class _Step:
+    """One planned transition: the message before and after, the columns it sets, and what it implies."""
+
+    before: Msg
+    after: Msg
+    values: dict[str, Any]
+    detail: str | None
+    now: datetime
+    settle: tuple[int, int, int] | None  # charge, release, transfer
+    plan: SmsPlan | None
+    blocked_by: str | None
+
+
+async def _plan(
+    conn: AsyncConnection,
+    msg: Msg,
+    new: str,
+    now: datetime,
+    reason: str | None,
+    detail: str | None,
+    values: dict[str, Any],
+) -> _Step:
+    if not can_move(msg.status, new):
+        raise ValueError(f"illegal transition {msg.status} -> {new}")
+    if reason is not None:
+        values["fail_reason"] = reason
+    if new in _ENDS:
+        values.setdefault("due_at", None)
+        values.setdefault("lease_until", None)
+        values.setdefault("finished_at", now)
+    if new == "delivered":
+        values.setdefault("delivered_at", now)
+        if msg.sent_at is None:
+            values.setdefault("sent_at", now)
+
+    settle: tuple[int, int, int] | None = None
+    plan: SmsPlan | None = None
+    blocked_by: str | None = None
+    if new == "delivered":
+        s = settle_delivered(reserved=msg.reserved, price=msg.price)
+        settle = (s.charge, s.release, 0)
+    elif new in ("undelivered", "expired", "failed"):
+        plan = SmsPlan.from_json(msg.sms_alternative) if msg.sms_alternative and new != "failed" else None
+        if plan is not None:
+            if msg.campaign_id is not None and await _campaign_stopped(conn, msg.campaign_id):
+                blocked_by = "stopped"
+            elif plan.check_stop_list and await is_stop_listed(
+                conn, account_id=msg.account_id, phone=msg.phone, list_type="sms"
+            ):
+                blocked_by = "stop_list"
+        u = settle_unsuccessful(
+            reserved=msg.reserved, fallback_cost=plan.cost if plan and not blocked_by else None
+        )
+        settle = (0, u.release, u.transfer)
+    if settle is not None and (settle[0] or settle[1] or settle[2]):
+        values["reserved"] = 0
+        values["charged"] = msg.charged + settle[0]
+    else:
+        settle = None
+    after = Msg({**msg, **values, "status": new})
+    return _Step(msg, after, values, detail or reason, now, settle, plan, blocked_by)
+
+
+async def _effects(unit: Unit, step: _Step) -> None:
+    """Everything a transition implies besides the message row, once the move is made."""
+    msg, moved, now = step.before, step.after, step.now
+    unit.event(msg.id, msg.status, moved.status, now, step.detail)
+    if step.settle is not None:
+        charge, release, transfer = step.settle
+        await unit.money(
+            account_id=msg.account_id,
+            message_id=msg.id,
+            charge=charge,
+            release=release,
+            transfer=transfer,
+            now=now,
+        )
+    if step.plan is not None:
+        await _create_fallback(
+            unit,
+            moved,
+            step.plan,
+            blocked_by=step.blocked_by,
+            reserved=step.settle[2] if step.settle else 0,
+            now=now,
+        )
+    if moved.status in WEBHOOK_STATUSES:
+        await enqueue_status_webhook(unit, moved, now)
+
+
 async def transition(
     unit: Unit,
     msg: Row[Any] | Msg,
@@ -208,63 +313,90 @@ async def transition(
 ) -> Msg | None:
     """Move ``msg`` from the status it was read in to ``new``, with everything that implies; returns the
     message as it now is, or None if someone else moved it first (nothing is written then)."""
-    msg = Msg.of(msg)
-    if reason is not None:
-        values["fail_reason"] = reason
-    if new in _ENDS:
-        values.setdefault("due_at", None)
-        values.setdefault("lease_until", None)
-        values.setdefault("finished_at", now)
-    if new == "delivered":
-        values.setdefault("delivered_at", now)
-        if msg.sent_at is None:
-            values.setdefault("sent_at", now)
-
-    settle: tuple[int, int, int] | None = None  # charge, release, transfer
-    plan: SmsPlan | None = None
-    blocked_by: str | None = None
-    if new == "delivered":
-        s = settle_delivered(reserved=msg.reserved, price=msg.price)
-        settle = (s.charge, s.release, 0)
-    elif new in ("undelivered", "expired", "failed"):
-        plan = SmsPlan.from_json(msg.sms_alternative) if msg.sms_alternative and new != "failed" else None
-        if plan is not None:
-            if msg.campaign_id is not None and await _campaign_stopped(unit.conn, msg.campaign_id):
-                blocked_by = "stopped"
-            elif plan.check_stop_list and await is_stop_listed(
-                unit.conn, account_id=msg.account_id, phone=msg.phone, list_type="sms"
-            ):
-                blocked_by = "stop_list"
-        u = settle_unsuccessful(
-            reserved=msg.reserved, fallback_cost=plan.cost if plan and not blocked_by else None
-        )
-        settle = (0, u.release, u.transfer)
-    if settle is not None and (settle[0] or settle[1] or settle[2]):
-        values["reserved"] = 0
-        values["charged"] = msg.charged + settle[0]
-
-    if not await store.move(unit.conn, message_id=msg.id, old=msg.status, new=new, **values):
+    step = await _plan(unit.conn, Msg.of(msg), new, now, reason, detail, values)
+    if not await store.move(
+        unit.conn, message_id=step.before.id, old=step.before.status, new=new, **step.values
+    ):
         return None
-    unit.event(msg.id, msg.status, new, now, detail or reason)
-    moved = Msg({**msg, **values, "status": new})
+    await _effects(unit, step)
+    return step.after
 
-    if settle is not None and (settle[0] or settle[1] or settle[2]):
-        charge, release, transfer = settle
-        await unit.money(
-            account_id=msg.account_id,
-            message_id=msg.id,
-            charge=charge,
-            release=release,
-            transfer=transfer,
-            now=now,
-        )
-    if plan is not None:
-        await _create_fallback(
-            unit, moved, plan, blocked_by=blocked_by, reserved=settle[2] if settle else 0, now=now
-        )
-    if new in WEBHOOK_STATUSES:
-        await enqueue_status_webhook(unit, moved, now)
-    return moved
+
+@dataclass(frozen=True, slots=True)
+class _Click:
+    msg: Msg
+    text: str
+    postback: str | None
+    at: datetime
+    now: datetime
+
+
+class Moves:
+    """The transitions of a batch of messages, planned in memory and written together by ``write``.
+
+    Plan each message's moves from the row this transaction read (locked on PostgreSQL), feeding
+    the message each ``move`` returns into the next one, as with ``transition``. ``write`` collapses
+    a message's successive moves into one compare-and-set from its first status to its last (the
+    steps in between are never visible outside the transaction), issues one statement per (first,
+    last) pair, and then writes, for the messages it really moved, each step's event, money,
+    fallback and webhook in order. Click webhooks keep their place among a message's webhooks."""
+
+    def __init__(self, unit: Unit) -> None:
+        self.unit = unit
+        self._chains: dict[int, list[_Step | _Click]] = {}
+        self._last: dict[int, Msg] = {}
+
+    async def move(
+        self,
+        msg: Row[Any] | Msg,
+        new: str,
+        now: datetime,
+        *,
+        reason: str | None = None,
+        detail: str | None = None,
+        **values: Any,
+    ) -> Msg:
+        msg = Msg.of(msg)
+        last = self._last.get(msg.id)
+        if last is not None and last is not msg:
+            raise ValueError(f"message {msg.id}: plan each move from the one before")
+        step = await _plan(self.unit.conn, msg, new, now, reason, detail, values)
+        self._chains.setdefault(msg.id, []).append(step)
+        self._last[msg.id] = step.after
+        return step.after
+
+    def click(
+        self, msg: Row[Any] | Msg, *, text: str, postback: str | None, at: datetime, now: datetime
+    ) -> None:
+        msg = Msg.of(msg)
+        self._chains.setdefault(msg.id, []).append(_Click(msg, text, postback, at, now))
+
+    async def write(self) -> set[int]:
+        """Write the planned moves; returns the ids of the messages moved (all of them unless another
+        transaction moved some first)."""
+        groups: dict[tuple[str, str, tuple[str, ...]], list[tuple[int, dict[str, Any]]]] = {}
+        for mid, chain in self._chains.items():
+            steps = [s for s in chain if isinstance(s, _Step)]
+            if not steps:
+                continue
+            values: dict[str, Any] = {}
+            for step in steps:
+                values.update(step.values)
+            key = (steps[0].before.status, steps[-1].after.status, tuple(sorted(values)))
+            groups.setdefault(key, []).append((mid, values))
+        moved: set[int] = set()
+        for (old, new, _), changes in groups.items():
+            moved |= await pipeline.move_many(self.unit.conn, old=old, new=new, changes=changes)
+        for mid, chain in self._chains.items():
+            for item in chain:
+                if isinstance(item, _Click):
+                    await enqueue_click_webhook(
+                        self.unit, item.msg, text=item.text, postback=item.postback, at=item.at, now=item.now
+                    )
+                elif mid in moved:
+                    await _effects(self.unit, item)
+        self._chains, self._last = {}, {}
+        return moved
 
 
 async def _campaign_stopped(conn: AsyncConnection, campaign_id: int) -> bool:
@@ -310,6 +442,8 @@ async def _create_fallback(
     }
     child_id = await store.insert_message(unit.conn, **values)
     unit.event(child_id, None, status, now, f"fallback of {parent.id}")
+    if sendable:
+        unit.fallbacks += 1
     if sendable and reserved:
         await unit.money(account_id=parent.account_id, message_id=child_id, reserve=reserved, now=now)
     if not sendable:

@@ -109,13 +109,6 @@ async def release_queue(conn: AsyncConnection, *, campaign_id: int, due_at: date
     await conn.execute(update(messages).where(*condition).values(due_at=due_at))
 
 
-async def count_pending(conn: AsyncConnection, campaign_id: int) -> int:
-    query = select(func.count()).where(
-        messages.c.campaign_id == campaign_id, messages.c.status.in_(("scheduled", "accepted", "sending"))
-    )
-    return int((await conn.execute(query)).scalar_one())
-
-
 async def count_status(conn: AsyncConnection, campaign_id: int, status: str) -> int:
     query = select(func.count()).where(messages.c.campaign_id == campaign_id, messages.c.status == status)
     return int((await conn.execute(query)).scalar_one())

@@ -3,50 +3,46 @@
 The function never raises for anything the receiver or the network does: every outcome is a
 :class:`DeliveryResult`, so one misbehaving customer endpoint cannot crash a dispatch worker.
 Secrets and request headers never appear in results, because results are persisted and shown
-to customers in delivery logs.
+to customers in delivery logs. The HTTP exchange itself is webhooks/http_client.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
-import socket
 import time
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
-from multidict import CIMultiDict
 from yarl import URL
 
 from rcsgate import __version__
-from rcsgate.webhooks.url_policy import (
-    CallbackUrlError,
-    address_problem,
-    check_callback_url,
-    resolve_and_check,
+from rcsgate.webhooks.http_client import (
+    MAX_BODY_BYTES,
+    BadResponseError,
+    Destination,
+    WebhookClient,
+    destination,
 )
+from rcsgate.webhooks.url_policy import CallbackUrlError, check_callback_url
 
-__all__ = ["MAX_RESPONSE_BYTES", "DeliveryResult", "Outcome", "make_session", "post_webhook"]
+__all__ = [
+    "MAX_RESPONSE_BYTES",
+    "DeliveryResult",
+    "Outcome",
+    "make_client",
+    "post_webhook",
+    "receiver_key",
+]
 
 Outcome = Literal["delivered", "retry", "give_up"]
 
 # Receivers' answers are never used; reading a little lets keep-alive work for well-behaved
 # receivers while capping what a hostile one can make us buffer.
-MAX_RESPONSE_BYTES = 64 * 1024
+MAX_RESPONSE_BYTES = MAX_BODY_BYTES
 _MAX_ERROR_CHARS = 500
 _USER_AGENT = f"rcsgate-webhooks/{__version__}"
-
-# Policy in force for the request currently being made in this task. The session's resolver
-# reads it so that the addresses aiohttp really connects to are checked, not only the ones
-# resolve_and_check saw a moment earlier (a rebinding DNS server can answer differently each
-# time). None means "not inside post_webhook": the resolver then behaves like aiohttp's own.
-_ALLOW_PRIVATE: ContextVar[bool | None] = ContextVar("rcsgate_webhook_allow_private", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,51 +53,29 @@ class DeliveryResult:
     duration_ms: float
 
 
-class _RefusedAddressError(OSError):
-    """Raised by the resolver; an OSError because that is what aiohttp expects resolvers to raise."""
+def make_client() -> WebhookClient:
+    """A client for webhook delivery (one per process is enough; close it when done)."""
+    return WebhookClient(user_agent=_USER_AGENT)
 
 
-class _GuardedResolver(AbstractResolver):
-    def __init__(self) -> None:
-        self._inner: AbstractResolver = DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        if _ALLOW_PRIVATE.get() is False:
-            for result in results:
-                try:
-                    problem = address_problem(ipaddress.ip_address(result["host"]))
-                except ValueError:
-                    problem = "unparseable"
-                if problem is not None:
-                    raise _RefusedAddressError(
-                        f"callback URL host {host!r} resolves to {result['host']}, a {problem} address; "
-                        "webhooks are only sent to public addresses"
-                    )
-        return results
-
-    async def close(self) -> None:
-        await self._inner.close()
+@lru_cache(maxsize=4096)
+def _target(url: str, allow_private: bool) -> tuple[URL, Destination]:
+    """The checked, parsed form of a callback URL. Cached because every delivery to an account's
+    URL repeats the same pure checks; DNS answers are not cached (each new connection resolves and
+    checks the addresses it connects to)."""
+    check_callback_url(url, allow_private=allow_private)
+    target = URL(url)
+    return target, destination(target)
 
 
-def make_session(*, limit: int = 100) -> aiohttp.ClientSession:
-    """A session tuned for webhook delivery; must be created inside the running event loop.
-
-    Connection-pool waiting counts toward ``post_webhook``'s ``timeout_s``, so callers should
-    not run more concurrent deliveries than ``limit``.
-    """
-    connector = aiohttp.TCPConnector(limit=limit, ttl_dns_cache=60, resolver=_GuardedResolver())
-    return aiohttp.ClientSession(
-        connector=connector,
-        # Proxies from the environment would connect on our behalf and bypass the address checks.
-        trust_env=False,
-        # One session serves every customer; cookies set by one receiver must not persist.
-        cookie_jar=aiohttp.DummyCookieJar(),
-        # The body is discarded, so decompressing it would only be a zip-bomb risk.
-        auto_decompress=False,
-    )
+@lru_cache(maxsize=4096)
+def receiver_key(url: str) -> str:
+    """Who receives deliveries to ``url`` (scheme, host and port), for per-receiver limits."""
+    try:
+        target = URL(url)
+        return f"{target.scheme}://{target.raw_host}:{target.port}"
+    except ValueError:
+        return url
 
 
 def _elapsed_ms(started: float) -> float:
@@ -109,7 +83,7 @@ def _elapsed_ms(started: float) -> float:
 
 
 def _scrub(text: str, target: URL | None) -> str:
-    # aiohttp error messages can echo the URL, which may carry basic-auth credentials.
+    # Error messages can echo the URL, which may carry basic-auth credentials.
     if target is not None and target.password:
         text = text.replace(target.password, "***")
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
@@ -118,18 +92,6 @@ def _scrub(text: str, target: URL | None) -> str:
 def _describe(exc: BaseException) -> str:
     detail = str(exc)
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-
-
-async def _drain(response: aiohttp.ClientResponse) -> None:
-    remaining = MAX_RESPONSE_BYTES
-    while remaining > 0:
-        chunk = await response.content.read(remaining)
-        if not chunk:
-            return
-        remaining -= len(chunk)
-    if not response.content.at_eof():
-        # Oversized answer: drop the connection rather than pool one with unread bytes.
-        response.close()
 
 
 def _classify(status: int) -> tuple[Outcome, str | None]:
@@ -144,7 +106,7 @@ def _classify(status: int) -> tuple[Outcome, str | None]:
 
 
 async def post_webhook(
-    session: aiohttp.ClientSession,
+    client: WebhookClient,
     *,
     url: str,
     body: bytes,
@@ -156,55 +118,27 @@ async def post_webhook(
 
     ``delivered`` on 2xx; ``give_up`` on 410 or when the URL or its resolved addresses violate
     the callback URL policy; ``retry`` on anything else (other statuses including 3xx, 429 and
-    5xx, timeouts, connection and DNS failures). ``timeout_s`` bounds the whole attempt,
-    including DNS resolution and reading the response.
+    5xx, timeouts, connection and DNS failures, broken answers). ``timeout_s`` bounds the whole
+    attempt, including DNS resolution and reading the response.
     """
     started = time.perf_counter()
     target: URL | None = None
     try:
-        check_callback_url(url, allow_private=allow_private)
-        target = URL(url)
-        host, port = target.raw_host, target.port
-        if host is None or port is None:
-            raise CallbackUrlError("callback URL has no host")
+        target, dest = _target(url, allow_private)
     except ValueError as exc:  # CallbackUrlError, or yarl rejecting what urlsplit accepted
         return DeliveryResult("give_up", None, _scrub(str(exc), target), _elapsed_ms(started))
-
-    request_headers = CIMultiDict(headers)
-    request_headers.setdefault("user-agent", _USER_AGENT)
-    status: int | None = None
-    error = "no response"
-    token = _ALLOW_PRIVATE.set(allow_private)
     try:
         async with asyncio.timeout(timeout_s):
-            await resolve_and_check(host, port, allow_private=allow_private)
-            async with session.post(
-                target,
-                data=body,
-                headers=request_headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as response:
-                status = response.status
-                # The status line already carries the receiver's verdict; a broken body doesn't matter.
-                with contextlib.suppress(aiohttp.ClientError, OSError):
-                    await _drain(response)
-    except CallbackUrlError as exc:
+            status = await client.post(dest, body=body, headers=headers, allow_private=allow_private)
+    except CallbackUrlError as exc:  # an address the policy refuses
         return DeliveryResult("give_up", None, _scrub(str(exc), target), _elapsed_ms(started))
-    except aiohttp.ClientConnectorError as exc:
-        if isinstance(exc.os_error, _RefusedAddressError):
-            return DeliveryResult("give_up", None, _scrub(str(exc.os_error), target), _elapsed_ms(started))
-        error = _describe(exc)
     except TimeoutError:
-        # Checked before ClientError: aiohttp's timeout errors subclass both.
         error = f"timed out after {timeout_s:g}s"
-    except (aiohttp.ClientError, OSError) as exc:
+    except (OSError, BadResponseError) as exc:  # before ValueError: TLS errors are both
         error = _describe(exc)
-    finally:
-        _ALLOW_PRIVATE.reset(token)
-
-    if status is not None:
-        # A timeout or error while draining the body does not undo the status we received.
+    except ValueError as exc:  # a header that cannot be sent: retrying would not help
+        return DeliveryResult("give_up", None, _scrub(str(exc), target), _elapsed_ms(started))
+    else:
         outcome, status_error = _classify(status)
         return DeliveryResult(outcome, status, status_error, _elapsed_ms(started))
     return DeliveryResult("retry", None, _scrub(error, target), _elapsed_ms(started))

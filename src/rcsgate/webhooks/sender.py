@@ -2,6 +2,13 @@
 
 A slow or dead receiver costs this loop a connection slot for at most the timeout; it never
 holds a database transaction, and messages keep moving whatever receivers do.
+
+Posting overlaps with the database work. One transaction at a time records the outcomes that
+came in since the last one and claims what is due next, as per-message chains; meanwhile the
+chains claimed before are being posted, each chain's deliveries one after the other (many chains
+at once, at most ``per_receiver`` requests to one receiver at a time). A message's next delivery
+goes only after its previous one was acknowledged, so receivers see each message's callbacks in
+creation order.
 """
 
 from __future__ import annotations
@@ -9,22 +16,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
 from rcsgate.domain.backoff import retry_delay
 from rcsgate.logging_setup import get_logger
 from rcsgate.store import webhooks as store
 from rcsgate.store.db import Database
-from rcsgate.webhooks.http_delivery import DeliveryResult, make_session, post_webhook
+from rcsgate.webhooks.http_client import WebhookClient
+from rcsgate.webhooks.http_delivery import DeliveryResult, make_client, post_webhook, receiver_key
 from rcsgate.webhooks.signing import signed_headers
 
 log = get_logger("rcsgate.webhooks")
+
+# An outcome to record: the delivery, and what its POST gave (None: not attempted, because an
+# earlier delivery of its message was not acknowledged).
+Outcome = tuple[Row[Any], DeliveryResult | None]
+Chains = tuple[list[list[Row[Any]]], dict[int, str]]
 
 
 class WebhookSender:
@@ -37,9 +51,13 @@ class WebhookSender:
         allow_private: bool,
         timeout_seconds: float = 10.0,
         concurrency: int = 200,
-        batch_size: int = 1000,
+        per_receiver: int = 32,
+        batch_size: int = 500,
+        max_in_flight: int = 1000,
         poll_seconds: float = 0.05,
+        linger_seconds: float = 0.01,
         lease_seconds: float = 120.0,
+        wake: asyncio.Event | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -47,77 +65,190 @@ class WebhookSender:
         self.allow_private = allow_private
         self.timeout_seconds = timeout_seconds
         self.concurrency = concurrency
+        self.per_receiver = per_receiver
         self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
         self.poll_seconds = poll_seconds
+        # How long a round waits for more outcomes and outbox rows before its transaction, while
+        # posts are in flight: one transaction then records and claims many.
+        self.linger_seconds = linger_seconds
         self.lease_seconds = lease_seconds
+        # Set when deliveries may have become due (new outbox rows); outcomes wake the loop too.
+        self.wake = wake or asyncio.Event()
         self._rng = random.Random()
+        self._outcomes: list[Outcome] = []
+        self._busy = asyncio.Event()  # an outcome arrived, or a wake-up: the loop has work
+        self._in_flight = 0  # deliveries claimed and not yet recorded
+        self._posting = 0  # deliveries claimed and not yet posted
+        self._gates: dict[str, asyncio.Semaphore] = {}
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
-        session = make_session(limit=self.concurrency)
+        client = make_client()
+        tasks: set[asyncio.Task[None]] = set()
         try:
-            while not stop.is_set():
-                now = self.clock.now()
-                async with self.db.write() as conn:
-                    batch = await store.claim_due(
-                        conn,
-                        now=now,
-                        lease_until=now + timedelta(seconds=self.lease_seconds),
-                        limit=self.batch_size,
-                        skip_locked=not self.db.is_sqlite,
-                    )
-                if batch:
-                    results = await asyncio.gather(
-                        *(self._post(session, row, secret) for row, secret in batch)
-                    )
-                    await self._record(list(zip((row for row, _ in batch), results, strict=True)))
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
+            while not stop.is_set() or self._in_flight:
+                await self._round(stop, client, tasks)
         finally:
-            await session.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await client.close()
 
-    async def _post(self, session: aiohttp.ClientSession, row: Row[Any], secret: str) -> DeliveryResult:
-        body = row.body.encode()
-        # The signature timestamp is wall time: receivers compare it with their own clocks.
-        headers = signed_headers(
-            secret=secret, webhook_id=row.webhook_id, timestamp=datetime.now(UTC), body=body
-        )
-        return await post_webhook(
-            session,
-            url=row.url,
-            body=body,
-            headers=headers,
-            timeout_s=self.timeout_seconds,
-            allow_private=self.allow_private,
-        )
+    async def _round(
+        self, stop: asyncio.Event, client: WebhookClient, tasks: set[asyncio.Task[None]]
+    ) -> None:
+        """Wait for work, then one transaction: record the outcomes in, claim what is due (not when
+        stopping: a graceful stop only posts and records what was claimed)."""
+        stopping = stop.is_set()
+        if stopping:
+            # Only outcomes matter now.
+            if not self._outcomes:
+                await _wait_any(self._busy, seconds=self.poll_seconds)
+        elif not self._outcomes and not self.wake.is_set():
+            await _wait_any(self._busy, self.wake, stop, seconds=self.poll_seconds)
+        if self._posting and not stopping:
+            await asyncio.sleep(self.linger_seconds)
+        self.wake.clear()
+        self._busy.clear()
+        outcomes, self._outcomes = self._outcomes, []
+        room = self.max_in_flight - self._in_flight + len(outcomes)
+        limit = 0 if stopping or room < self.batch_size // 4 else min(self.batch_size, room)
+        if not outcomes and not limit:
+            return
+        try:
+            chains, secrets = await self._record_and_claim(outcomes, limit)
+        except Exception as exc:
+            # The database is away: keep the outcomes and try again shortly (a lease that ends
+            # meanwhile only means a duplicate POST, never a lost one).
+            self._outcomes[:0] = outcomes
+            log.error("webhook_round_failed", outcomes=len(outcomes), error=type(exc).__name__)
+            await asyncio.sleep(1.0)
+            return
+        self._in_flight -= len(outcomes)
+        # A delivery still waiting for a slot (behind a slow receiver) when its claim is about to
+        # run out is handed back instead: posted after the lease, it could go twice.
+        deadline = time.monotonic() + self.lease_seconds - self.timeout_seconds - 1.0
+        for chain in chains:
+            self._in_flight += len(chain)
+            self._posting += len(chain)
+            task = asyncio.create_task(
+                self._post_chain(client, chain, secrets.get(int(chain[0].account_id), ""), deadline)
+            )
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if len(chains) and limit and sum(len(c) for c in chains) >= limit:
+            self.wake.set()  # a full batch: more may be due at once
 
-    async def _record(self, outcomes: list[tuple[Row[Any], DeliveryResult]]) -> None:
+    async def _record_and_claim(self, outcomes: list[Outcome], limit: int) -> Chains:
         now = self.clock.now()
-        delivered = [
-            (row.id, result.status_code) for row, result in outcomes if result.outcome == "delivered"
-        ]
         async with self.db.write() as conn:
-            await store.mark_delivered(conn, items=delivered, now=now)
-            for row, result in outcomes:
-                if result.outcome == "delivered":
-                    continue
-                delay = (
-                    retry_delay(row.attempts, self.schedule, rng=self._rng)
-                    if result.outcome == "retry"
-                    else None
+            if outcomes:
+                await self._record(conn, outcomes, now)
+            if not limit:
+                return [], {}
+            return await store.claim_chains(
+                conn,
+                now=now,
+                lease_until=now + timedelta(seconds=self.lease_seconds),
+                limit=limit,
+                skip_locked=not self.db.is_sqlite,
+            )
+
+    async def _post_chain(
+        self, client: WebhookClient, chain: list[Row[Any]], secret: str, deadline: float
+    ) -> None:
+        for i, row in enumerate(chain):
+            try:
+                result = await self._post(client, row, secret, deadline)
+            except Exception as exc:  # a bug here must not leave the chain claimed until its lease ends
+                log.error("webhook_post_error", delivery_id=row.id, error=type(exc).__name__, exc_info=exc)
+                result = DeliveryResult("retry", None, f"internal error: {type(exc).__name__}", 0.0)
+            if result is None:  # not attempted: this one and the rest go back
+                for later in chain[i:]:
+                    self._done(later, None)
+                return
+            self._done(row, result)
+            if result.outcome != "delivered":
+                for later in chain[i + 1 :]:
+                    self._done(later, None)
+                return
+
+    def _done(self, row: Row[Any], result: DeliveryResult | None) -> None:
+        self._outcomes.append((row, result))
+        self._posting -= 1
+        self._busy.set()
+
+    async def _post(
+        self, client: WebhookClient, row: Row[Any], secret: str, deadline: float
+    ) -> DeliveryResult | None:
+        """The attempt's result, or None if it was not made (the claim is running out)."""
+        body = row.body.encode()
+        gate = self._gate(row.url)
+        async with self._slots, gate:
+            if time.monotonic() > deadline:
+                return None
+            # The signature timestamp is wall time: receivers compare it with their own clocks.
+            headers = signed_headers(
+                secret=secret, webhook_id=row.webhook_id, timestamp=datetime.now(UTC), body=body
+            )
+            return await post_webhook(
+                client,
+                url=row.url,
+                body=body,
+                headers=headers,
+                timeout_s=self.timeout_seconds,
+                allow_private=self.allow_private,
+            )
+
+    def _gate(self, url: str) -> asyncio.Semaphore:
+        """The concurrency limit of the receiver (scheme, host and port) behind ``url``: one slow
+        receiver holds at most its own slots, never all of them."""
+        key = receiver_key(url)
+        gate = self._gates.get(key)
+        if gate is None:
+            if len(self._gates) > 10_000:
+                # Forget idle receivers now and then; a gate in use is kept by its waiters anyway.
+                self._gates = {k: g for k, g in self._gates.items() if g.locked()}
+            gate = self._gates[key] = asyncio.Semaphore(self.per_receiver)
+        return gate
+
+    async def _record(self, conn: AsyncConnection, outcomes: list[Outcome], now: datetime) -> None:
+        delivered = [
+            (row.id, result.status_code)
+            for row, result in outcomes
+            if result is not None and result.outcome == "delivered"
+        ]
+        await store.mark_delivered(conn, items=delivered, now=now)
+        await store.release(conn, ids=[row.id for row, result in outcomes if result is None], now=now)
+        for row, result in outcomes:
+            if result is None or result.outcome == "delivered":
+                continue
+            delay = (
+                retry_delay(row.attempts, self.schedule, rng=self._rng) if result.outcome == "retry" else None
+            )
+            if delay is None:
+                await store.mark_failed(
+                    conn, delivery_id=row.id, status_code=result.status_code, error=result.error
                 )
-                if delay is None:
-                    await store.mark_failed(
-                        conn, delivery_id=row.id, status_code=result.status_code, error=result.error
-                    )
-                    log.warning(
-                        "webhook_gave_up", delivery_id=row.id, attempts=row.attempts, error=result.error
-                    )
-                else:
-                    await store.mark_retry(
-                        conn,
-                        delivery_id=row.id,
-                        status_code=result.status_code,
-                        error=result.error,
-                        next_attempt_at=now + timedelta(seconds=delay),
-                    )
+                log.warning("webhook_gave_up", delivery_id=row.id, attempts=row.attempts, error=result.error)
+            else:
+                await store.mark_retry(
+                    conn,
+                    delivery_id=row.id,
+                    status_code=result.status_code,
+                    error=result.error,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                )
+
+
+async def _wait_any(*events: asyncio.Event, seconds: float) -> None:
+    """Until one of ``events`` is set, or ``seconds`` pass."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*waiters, return_exceptions=True)

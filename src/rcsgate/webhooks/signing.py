@@ -25,6 +25,7 @@ import math
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -71,6 +72,12 @@ def _secret_key(secret: str) -> bytes:
     return key
 
 
+@lru_cache(maxsize=1024)
+def _signer(secret: str) -> Webhook:
+    # One per account secret: every delivery of the account would otherwise decode it again.
+    return Webhook(_secret_key(secret))
+
+
 def _check_webhook_id(webhook_id: str) -> None:
     # The id is placed verbatim into a header and into the signed string; whitespace or control
     # characters would enable header injection or make receivers split the value differently.
@@ -94,7 +101,7 @@ def signed_headers(*, secret: str, webhook_id: str, timestamp: datetime, body: b
     # One integer second feeds both the header and the signed string; the library would floor
     # on its own, but deriving both from the same value makes them agree by construction.
     seconds = math.floor(aware.timestamp())
-    signature = Webhook(_secret_key(secret)).sign(
+    signature = _signer(secret).sign(
         msg_id=webhook_id, timestamp=datetime.fromtimestamp(seconds, tz=UTC), data=text
     )
     return {

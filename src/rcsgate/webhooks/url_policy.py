@@ -4,9 +4,10 @@ Two checks, because neither is sufficient alone:
 
 * :func:`check_callback_url` runs when a URL is stored and before each delivery. It needs no
   network and refuses URLs whose host is a non-public IP literal or a well-known local name.
-* :func:`resolve_and_check` runs at delivery time and refuses hosts whose DNS answer contains
-  any non-public address, so a name that was public when registered but now points inside
-  (DNS rebinding) is caught.
+* at delivery time, every address a name resolves to is checked before connecting to one of
+  them (webhooks/http_client.py, which connects to exactly the address it checked;
+  :func:`resolve_and_check` is the same check for callers that connect by name), so a name that
+  was public when registered but now points inside (DNS rebinding) is caught.
 
 ``allow_private`` disables both for development setups that deliver to localhost.
 """
