@@ -18,9 +18,13 @@ def zone(name: str) -> ZoneInfo:
 
 
 def format_ts(moment: datetime | None, tz: str = "UTC") -> str | None:
+    # isoformat's first 19 characters are FORMAT (for years from 1000 on) at a third of strftime's
+    # cost — paid 1500 times for a page of 500 messages; a stored time is already in UTC.
     if moment is None:
         return None
-    return moment.astimezone(zone(tz)).strftime(FORMAT)
+    if tz != "UTC" or moment.tzinfo is not UTC:
+        moment = moment.astimezone(zone(tz))
+    return moment.isoformat(" ")[:19]
 
 
 def parse_ts(text: str, tz: str = "UTC") -> datetime:
