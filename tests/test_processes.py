@@ -93,6 +93,12 @@ def test_make_run_flow_restart_and_logs(env: dict[str, str], tmp_path: Path, sta
         )
         assert r.json() == {"data": {"balance": 100.0, "currency": "EUR", "credit": 0.0}}
         assert r.headers["x-request-id"] == "trace-42"
+        # The single send's fast lane (api/fast_lane.py) still runs inside the request-id middleware
+        # and answers errors in the same shape.
+        r = c.post("/api/messages/rcs/send", json={}, headers={"X-Request-ID": "trace-43"})
+        assert r.status_code == 401 and r.headers["x-request-id"] == "trace-43"
+        assert r.json() == {"message": "Unauthenticated.", "errors": {}}
+        assert r.headers["www-authenticate"] == "Bearer"
         assert c.get("/healthz").json() == {"status": "ok"}
         spec = c.get("/openapi.json").json()
         assert {"/api/auth/login", "/api/auth/refresh", "/api/accounts/balance", "/api/senders"} <= set(

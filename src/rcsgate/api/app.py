@@ -23,6 +23,7 @@ from rcsgate.store.signals import DUE, Signals
 
 from .context import AppContext
 from .errors import error_responses, install_error_handlers
+from .fast_lane import FastLane
 from .middleware import RequestContextMiddleware
 from .rate_limit import build_limiter
 from .routers import accounts, auth, campaigns, contact_book, health, messages, upstream
@@ -89,6 +90,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Added first, so it runs inside the request-id, access-log and body-size middleware.
+    app.add_middleware(FastLane, routes={("POST", "/api/messages/rcs/send"): messages.send_rcs})
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # The answers any /api route may give besides its own: the body-size limit (middleware), input
     # validation, the database being down, and for an account's routes its credentials and rate limit.

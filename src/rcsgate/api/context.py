@@ -30,7 +30,11 @@ class AppContext:
     sends: SendBatcher
 
 
-async def get_context(request: Request) -> AppContext:
-    # async: FastAPI would run a plain function in its thread pool, a thread hop per request.
+def context_of(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+async def get_context(request: Request) -> AppContext:
+    # async: FastAPI would run a plain function in its thread pool, a thread hop per request.
+    return context_of(request)

@@ -56,7 +56,7 @@ SEND_SECURITY: dict[str, Any] = {
 }
 
 
-async def send_caller(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) -> Caller:
+async def send_caller(request: Request, ctx: AppContext) -> Caller:
     """``current_principal`` for single sends: a bearer token's key is checked to be live by the
     transaction that accepts the send (services.sending), saving a read per request."""
     token = bearer_token(request)
@@ -69,7 +69,6 @@ async def send_caller(request: Request, ctx: Annotated[AppContext, Depends(get_c
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-SendCaller = Annotated[Caller, Depends(send_caller)]
 Context = Annotated[AppContext, Depends(get_context)]
 
 # Bounded so that the offset fits the databases' 64-bit integers (a larger one crashed the query).

@@ -158,13 +158,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(OSError)
-    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
-        if not _is_unreachable(exc):
-            return await _unexpected(request, exc)
+    @app.exception_handler(Exception)
+    async def _other(_request: Request, exc: Exception) -> JSONResponse:
+        return exception_response(exc)
+
+
+def exception_response(exc: Exception) -> JSONResponse:
+    """The answer to an exception a handler raised: its domain error, 503 while the database cannot
+    be reached, else a logged 500."""
+    if isinstance(exc, DomainError):
+        return domain_error_response(exc)
+    if _is_unreachable(exc):
         log.warning("dependency_unavailable", error=type(exc).__name__)
         return domain_error_response(Unavailable())
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
-        return _json(500, "Server Error")
+    log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
+    return _json(500, "Server Error")

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, any_, bindparam, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.domain.records import Account, Principal, RcsAgent
 from rcsgate.store.accounts import _account
+from rcsgate.store.bulk import in_values
 from rcsgate.store.senders import _agent
 from rcsgate.store.tables import (
     account_tariffs,
@@ -31,21 +32,16 @@ from rcsgate.store.tables import (
 Pair = tuple[int, str]  # (account id, value)
 
 
-def _in(conn: AsyncConnection, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
-    """``column IN values``; on PostgreSQL ``= ANY`` of one array parameter, so the statement's text,
-    and with it the prepared statement asyncpg caches, is the same whatever the batch's size."""
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(list(values))
-
-
 def _among(
     conn: AsyncConnection, account_column: Any, value_column: Any, pairs: set[Pair]
 ) -> list[ColumnElement[bool]]:
     """A superset of the rows matching the (account, value) pairs (lookups then use the exact pair):
     two IN lists, because SQLite scans the whole table for a row-value IN (3.40) instead of using
     the index."""
-    return [_in(conn, account_column, {a for a, _ in pairs}), _in(conn, value_column, {v for _, v in pairs})]
+    return [
+        in_values(conn, account_column, {a for a, _ in pairs}),
+        in_values(conn, value_column, {v for _, v in pairs}),
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +59,7 @@ async def live_keys(conn: AsyncConnection, claims: Iterable[tuple[int, int]]) ->
     if not wanted:
         return {}
     query = select(api_keys.c.id, api_keys.c.account_id, api_keys.c.mode).where(
-        _in(conn, api_keys.c.id, wanted), api_keys.c.revoked_at.is_(None)
+        in_values(conn, api_keys.c.id, wanted), api_keys.c.revoked_at.is_(None)
     )
     return {
         int(r.id): Principal(account_id=r.account_id, key_id=r.id, mode=r.mode)
@@ -73,7 +69,7 @@ async def live_keys(conn: AsyncConnection, claims: Iterable[tuple[int, int]]) ->
 
 
 async def accounts_by_id(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, Account]:
-    rows = await conn.execute(select(accounts).where(_in(conn, accounts.c.id, set(ids))))
+    rows = await conn.execute(select(accounts).where(in_values(conn, accounts.c.id, set(ids))))
     return {int(r.id): _account(r) for r in rows}
 
 
@@ -144,7 +140,7 @@ async def tariff_table(conn: AsyncConnection, account_ids: set[int]) -> Tariffs:
     )
     own: dict[int, list[tuple[int, bool]]] = {}
     links = await conn.execute(
-        select(account_tariffs).where(_in(conn, account_tariffs.c.account_id, account_ids))
+        select(account_tariffs).where(in_values(conn, account_tariffs.c.account_id, account_ids))
     )
     for link in links:
         own.setdefault(int(link.account_id), []).append((int(link.tariff_id), bool(link.is_default)))
@@ -164,7 +160,7 @@ async def price_table(
         return {}
     query = select(
         prices.c.tariff_id, prices.c.channel, prices.c.kind, prices.c.country, prices.c.price
-    ).where(_in(conn, prices.c.tariff_id, tariff_ids), _in(conn, prices.c.country, countries))
+    ).where(in_values(conn, prices.c.tariff_id, tariff_ids), in_values(conn, prices.c.country, countries))
     return {(int(r.tariff_id), r.channel, r.kind, r.country): int(r.price) for r in await conn.execute(query)}
 
 

@@ -1,4 +1,4 @@
-"""Many rows in one driver call, and ids handed out before the insert.
+"""Many rows in one driver call, ids handed out before the insert, and lists of values as parameters.
 
 SQLAlchemy's per-row parameter processing costs more than the insert itself for large batches, so
 values are converted here the way the column types would (datetimes to naive UTC — on SQLite the
@@ -8,12 +8,22 @@ executemany as one prepared statement.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def in_values(
+    conn: AsyncConnection, column: ColumnElement[Any], values: Iterable[Any]
+) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``= ANY`` of one array parameter, so the statement's text,
+    and with it the prepared statement asyncpg caches, is the same whatever the batch's size."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 def _naive_utc(moment: datetime) -> datetime:

@@ -365,8 +365,23 @@ webhook_deliveries = Table(
     Column("delivered_at", UtcDateTime, nullable=True),
     CheckConstraint("kind IN ('status', 'click')", name="kind"),
     CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
-    Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
-    Index("ix_webhook_deliveries_message_id", "message_id"),
+    # Only pending rows (migration 0006): the sender's lookups read nothing else, and these stay as
+    # small as the backlog. Queries must spell the condition as this literal for the planners to
+    # use them (store/webhooks.PENDING).
+    Index(
+        "ix_webhook_deliveries_pending_due",
+        "next_attempt_at",
+        "id",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+    Index(
+        "ix_webhook_deliveries_pending_message",
+        "message_id",
+        "id",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
 )
 
 idempotency_keys = Table(

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ARRAY, BigInteger, bindparam, literal_column, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from rcsgate.store.bulk import in_values
 from rcsgate.store.tables import accounts, webhook_deliveries
 
 # Ids per IN list: well under both engines' limits on bound parameters.
@@ -17,6 +18,14 @@ _CHUNK = 5000
 _w = webhook_deliveries.c
 # What a delivery attempt needs.
 _SENT_COLUMNS = (_w.id, _w.account_id, _w.message_id, _w.url, _w.body, _w.webhook_id, _w.attempts)
+# Written as the literal of the partial indexes' condition (tables.webhook_deliveries): with a bound
+# parameter instead, neither SQLite nor a generic PostgreSQL plan could prove the index applies.
+PENDING = _w.status == literal_column("'pending'")
+# For rows already picked by id: the same condition in words no pending-only index answers, so the
+# planner takes the primary key. PostgreSQL's row estimates for those small indexes lag far behind an
+# outbox that grows by thousands of rows a second, and it had chosen to scan every pending row and
+# test it against thousands of ids (~150 ms a claim) instead of looking the ids up.
+NOT_SETTLED = _w.status.not_in(("delivered", "failed"))
 
 
 async def claim_chains(
@@ -37,12 +46,12 @@ async def claim_chains(
     by a correlated subquery, whose plan PostgreSQL gets badly wrong while the outbox grows faster
     than its statistics. Pushing next_attempt_at to the lease end keeps other senders off while this
     one works; a sender that dies leaves them to be taken again when the lease ends."""
-    # Due deliveries in (status, next_attempt_at) index order; some wait behind an older delivery of
+    # Due deliveries in the order of the pending-due index; some wait behind an older delivery of
     # their message, so look at more than the limit.
     candidates = list(
         await conn.execute(
             select(_w.id, _w.message_id)
-            .where(_w.status == "pending", _w.next_attempt_at <= now)
+            .where(PENDING, _w.next_attempt_at <= now)
             .order_by(_w.next_attempt_at, _w.id)
             .limit(2 * limit)
         )
@@ -69,7 +78,7 @@ async def claim_chains(
         return [], {}
     result = await conn.execute(
         update(webhook_deliveries)
-        .where(_w.id.in_([i for chain in chains for i in chain]), _w.status == "pending")
+        .where(in_values(conn, _w.id, [i for chain in chains for i in chain]), NOT_SETTLED)
         .values(next_attempt_at=lease_until, attempts=_w.attempts + 1)
         .returning(*_SENT_COLUMNS)
     )
@@ -83,15 +92,31 @@ async def claim_chains(
 async def _pending_of(conn: AsyncConnection, message_ids: list[int]) -> dict[int, list[Row[Any]]]:
     """Every pending delivery of the messages, in creation order."""
     pending: dict[int, list[Row[Any]]] = {}
-    if message_ids:
+    if not message_ids:
+        return pending
+    if conn.dialect.name == "postgresql":
+        # One index lookup per message, whatever the planner believes about the pending rows' number
+        # (see NOT_SETTLED): OFFSET 0 keeps it from turning the lateral subquery into a join that it
+        # may answer by scanning them all.
+        query: Any = text(
+            """SELECT w.id, w.message_id, w.next_attempt_at
+            FROM unnest(:ids) AS m(id)
+            CROSS JOIN LATERAL (
+                SELECT id, message_id, next_attempt_at FROM webhook_deliveries
+                WHERE message_id = m.id AND status = 'pending' OFFSET 0
+            ) AS w
+            ORDER BY w.message_id, w.id"""
+        ).bindparams(bindparam("ids", message_ids, type_=ARRAY(BigInteger)))
+        query = query.columns(_w.id, _w.message_id, _w.next_attempt_at)
+    else:
         query = (
             select(_w.id, _w.message_id, _w.next_attempt_at)
-            .where(_w.message_id.in_(message_ids), _w.status == "pending")
+            .where(_w.message_id.in_(message_ids), PENDING)
             .order_by(_w.message_id, _w.id)
         )
-        rows: list[Row[Any]] = list(await conn.execute(query))
-        for r in rows:
-            pending.setdefault(int(r.message_id), []).append(r)
+    rows: list[Row[Any]] = list(await conn.execute(query))
+    for r in rows:
+        pending.setdefault(int(r.message_id), []).append(r)
     return pending
 
 
@@ -107,18 +132,19 @@ def _chain(pending: list[Row[Any]], now: datetime) -> list[int]:
 
 
 async def _lock(conn: AsyncConnection, chains: list[list[int]], *, now: datetime) -> list[list[int]]:
-    """PostgreSQL: lock the chains' rows, skipping those another sender holds or took meanwhile
-    (the condition is checked again on the locked row); a chain ends before its first row not had."""
+    """PostgreSQL: lock the chains' rows, skipping those another sender holds; a row another sender
+    took or settled meanwhile is locked in its latest version and left out here. A chain ends before
+    its first row not had."""
     query = (
-        select(_w.id)
-        .where(
-            _w.id.in_([i for chain in chains for i in chain]),
-            _w.status == "pending",
-            _w.next_attempt_at <= now,
-        )
+        select(_w.id, _w.status, _w.next_attempt_at)
+        .where(in_values(conn, _w.id, [i for chain in chains for i in chain]))
         .with_for_update(skip_locked=True)
     )
-    held = {int(r.id) for r in await conn.execute(query)}
+    held = {
+        int(r.id)
+        for r in await conn.execute(query)
+        if r.status == "pending" and r.next_attempt_at is not None and r.next_attempt_at <= now
+    }
     kept: list[list[int]] = []
     for chain in chains:
         prefix: list[int] = []
@@ -152,7 +178,7 @@ async def mark_delivered(
         for start in range(0, len(ids), _CHUNK):
             await conn.execute(
                 update(webhook_deliveries)
-                .where(_w.id.in_(ids[start : start + _CHUNK]))
+                .where(in_values(conn, _w.id, ids[start : start + _CHUNK]))
                 .values(
                     status="delivered",
                     delivered_at=now,
@@ -169,7 +195,7 @@ async def release(conn: AsyncConnection, *, ids: Sequence[int], now: datetime) -
     if ids:
         await conn.execute(
             update(webhook_deliveries)
-            .where(_w.id.in_(list(ids)), _w.status == "pending")
+            .where(in_values(conn, _w.id, ids), NOT_SETTLED)
             .values(next_attempt_at=now, attempts=_w.attempts - 1)
         )
 

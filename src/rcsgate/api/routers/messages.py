@@ -6,17 +6,18 @@ import json
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from rcsgate.api.bodies import body_schema, json_body, parse, request_key
+from rcsgate.api.context import context_of
 from rcsgate.api.deps import (
     SEND_SECURITY,
     Context,
     CurrentPrincipal,
     PageLimit,
     PageOffset,
-    SendCaller,
     bearer_token,
+    send_caller,
 )
 from rcsgate.api.rcs_requests import SendRcsMessageRequest
 from rcsgate.api.schemas import (
@@ -28,12 +29,15 @@ from rcsgate.api.schemas import (
     MessageResponse,
     MessagesResponse,
 )
-from rcsgate.domain.errors import DomainError
+from rcsgate.domain.errors import DomainError, InvalidInput
 from rcsgate.domain.message_view import MessageView
 from rcsgate.domain.money import format_units
 from rcsgate.domain.timefmt import format_ts
 from rcsgate.services import auth, message_queries
 from rcsgate.services.sending import SendRequest, TokenClaims
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+IDEMPOTENCY_KEY_MAX = 255
 
 router = APIRouter(prefix="/api", tags=["RCS messages"], responses={401: {"model": ErrorBody}})
 
@@ -109,26 +113,44 @@ def messages_json(views: list[MessageView], *, total: int, offset: int, limit: i
     ).encode()
 
 
+# Documented here, served by api.fast_lane: the documentation describes by hand (openapi_extra) the
+# header and schemes FastAPI would otherwise derive from parameters it resolves on every request.
+_SEND_DOCS: dict[str, Any] = (
+    body_schema(SendRcsMessageRequest)
+    | SEND_SECURITY
+    | {
+        "parameters": [
+            {
+                "name": IDEMPOTENCY_KEY,
+                "in": "header",
+                "required": False,
+                "description": "Same key and body again: the original answer; same key, other body: 422.",
+                "schema": {
+                    "anyOf": [{"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX}, {"type": "null"}],
+                    "title": IDEMPOTENCY_KEY,
+                    "description": "Same key and body again: the original answer; same key, other body: 422.",
+                },
+            }
+        ]
+    }
+)
+
+
 @router.post(
     "/messages/rcs/send",
     response_model=MessageResponse,
     responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     summary="Send one RCS message (optionally with an SMS alternative)",
-    openapi_extra=body_schema(SendRcsMessageRequest) | SEND_SECURITY,
+    openapi_extra=_SEND_DOCS,
 )
-async def send_rcs(
-    request: Request,
-    caller: SendCaller,
-    ctx: Context,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            max_length=255,
-            description="Same key and body again: the original answer; same key, other body: 422.",
-        ),
-    ] = None,
-) -> Response:
+async def send_rcs(request: Request) -> Response:
+    ctx = context_of(request)
+    caller = await send_caller(request, ctx)
+    idempotency_key = request.headers.get(IDEMPOTENCY_KEY)
+    if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
+        raise InvalidInput(
+            {IDEMPOTENCY_KEY: [f"String should have at most {IDEMPOTENCY_KEY_MAX} characters"]}
+        )
     try:
         body = await json_body(request)
         parsed = parse(SendRcsMessageRequest, body, max_cards=ctx.settings.max_cards)
