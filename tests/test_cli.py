@@ -201,3 +201,19 @@ def test_unmigrated_database_is_reported(tmp_path: Path) -> None:
     assert "run `rcsgate db upgrade`" in result.stderr
     assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
     assert runner.invoke(app, ["accounts", "list"], env=env).exit_code == 0
+
+
+def test_a_missing_postgresql_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    base = os.environ.get("RCSGATE_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("needs RCSGATE_TEST_DATABASE_URL (a reachable PostgreSQL server)")
+    missing = base.rsplit("/", 1)[0] + "/rcsgate_no_such_database"
+    env = {**os.environ, "RCSGATE_DATABASE_URL": missing, "RCSGATE_VAR_DIR": str(tmp_path)}
+    for args in (["db", "upgrade"], ["accounts", "list"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "rcsgate.cli", *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 1, (args, done.stderr)
+        assert (
+            done.stderr.strip() == 'error: database error: database "rcsgate_no_such_database" does not exist'
+        )

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
 from rcsgate.clock import SystemClock
 from rcsgate.config import ConfigError, Settings
@@ -92,6 +93,13 @@ def run(action: Callable[[Database], Awaitable[T]], *, check_schema: bool = True
         raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"cannot reach the database: {exc}") from exc
+    except DBAPIError as exc:
+        raise fail(_database_error(exc)) from exc
+
+
+def _database_error(exc: DBAPIError) -> str:
+    """The driver's own words (a missing database, say), without SQLAlchemy's statement and traceback."""
+    return f"database error: {str(exc.orig).strip() or type(exc.orig).__name__}"
 
 
 def _plain(value: Any) -> Any:
@@ -327,6 +335,8 @@ def db_upgrade() -> None:
         upgrade(settings.database_url)
     except OSError as exc:
         raise fail(f"cannot reach the database: {exc}") from exc
+    except DBAPIError as exc:
+        raise fail(_database_error(exc)) from exc
     typer.echo(f"database at revision {head_revision()}", err=True)
 
 

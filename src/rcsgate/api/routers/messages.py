@@ -160,7 +160,7 @@ async def send_rcs(request: Request) -> Response:
             await auth.principal_for_token(ctx.db, ctx.tokens, _bearer(request))
         raise
     view = await ctx.sends.send(
-        SendRequest(caller, parsed.to_domain(), request_key(request.url.path, body, idempotency_key))
+        SendRequest(caller, parsed.to_domain(), request_key(request.scope["path"], body, idempotency_key))
     )
     # Serialised once here; returning the model would make FastAPI validate it a second time.
     answer = MessageResponse(data=MessageInfo(**info(view)))
