@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     simulator_delivered_latency: float = Field(default=0.2, ge=0)
     simulator_read_latency: float = Field(default=1.0, ge=0)
     worker_poll_seconds: float = Field(default=0.05, gt=0)
+    # Idle loops look less and less often, up to this (work announced by a wake-up is taken at once).
+    worker_idle_poll_seconds: float = Field(default=1.0, gt=0)
     # How long a worker's claim on a message or webhook lasts; a dead worker's claims are taken over
     # after it. Longer than any one upstream submit or webhook attempt (checked below).
     claim_lease_seconds: float = Field(default=60.0, ge=1)

@@ -5,11 +5,11 @@ latencies, the realistic profile) lives in connectors/simulation.py, shared with
 simulator service (``rcsgate simulator``, connectors/simulator_service.py); this module only
 hands the reports over to an in-process sink.
 
-A background task (``start(sink)``) looks every ``tick`` real seconds for reports whose due time
-has come on the injected clock (``clock.now() >= due``) and awaits ``sink(reports)`` with them in
-batches, in due order, ties in the order they were scheduled; no report is ever handed over before
-its due time. With ``zero_latency`` the task is also woken by each submit, so benchmarks are not
-capped by the tick.
+A background task (``start(sink)``) looks every ``tick`` real seconds, while reports are scheduled,
+for those whose due time has come on the injected clock (``clock.now() >= due``) and awaits
+``sink(reports)`` with them in batches, in due order, ties in the order they were scheduled; no
+report is ever handed over before its due time. Each scheduled report also wakes the task (so
+zero-latency reports are not capped by the tick), and with none scheduled it only waits for that.
 
 Pending reports live only in memory: ``stop()`` hands over those already due and drops the rest,
 and a crash drops them all; such messages then end when their validity expires, as they would with
@@ -161,8 +161,9 @@ class SimulatorConnector:
                 log.exception("simulator_loop_error")
             if closing:
                 return
+            # With nothing scheduled only a push (which sets wakeup) can bring work: no ticking.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._tick):
+                async with asyncio.timeout(self._tick if len(self._reports) else None):
                     await wakeup.wait()
 
     async def _deliver_due(self, sink: ReportSink) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from rcsgate.clock import Clock
 from rcsgate.connectors.base import Connector, OutboundMessage, Report, SubmitResult, TryLater
 from rcsgate.dispatch.recorder import Recorder
+from rcsgate.domain.backoff import IdleWait
 from rcsgate.logging_setup import get_logger
 from rcsgate.services import campaigns, dispatching
 from rcsgate.store.db import Database
@@ -40,6 +41,7 @@ class Dispatcher:
         lease_seconds: float = 60.0,
         poll_seconds: float = 0.05,
         sweep_seconds: float = 0.25,
+        idle_seconds: float = 1.0,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -53,6 +55,9 @@ class Dispatcher:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.sweep_seconds = sweep_seconds
+        # Looks for due messages, and sweeps, come less often while they find nothing.
+        self.idle = IdleWait(poll_seconds, idle_seconds)
+        self.sweep_idle = IdleWait(sweep_seconds, idle_seconds)
         # Submit answers and reports, written together (see recorder.py).
         self.recorder = Recorder(db, clock, upstream=connector.name)
         # Expiry, the lease reaper and the campaign scheduler run in one process at a time.
@@ -86,6 +91,7 @@ class Dispatcher:
                     self.db, self.clock, limit=limit, lease_seconds=self.lease_seconds
                 )
                 if batch:
+                    self.idle.found()
                     results = await asyncio.gather(*(self._submit(message) for message in batch))
                     # At most one batch being recorded: its answers are on their way to the database
                     # while the next batch is claimed and submitted.
@@ -99,7 +105,9 @@ class Dispatcher:
                     recording = None
                     continue
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
+                    await asyncio.wait_for(self.wake.wait(), timeout=self.idle.next())
+                if self.wake.is_set():
+                    self.idle.found()
         finally:
             if recording is not None:
                 await recording
@@ -129,7 +137,8 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.sweep_seconds * 4)
                 continue
-            if await campaigns.tick(self.db, self.clock):
+            busy = await campaigns.tick(self.db, self.clock)
+            if busy:
                 self.wake.set()
             expired = await dispatching.expire_due(self.db, self.clock)
             if expired:
@@ -140,9 +149,13 @@ class Dispatcher:
                 self.wake.set()
             if expired:
                 self.wake.set()  # fallbacks may be waiting
+            if busy or expired or reclaimed:
+                self.sweep_idle.found()
             self.sweep_wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.sweep_wake.wait(), timeout=self.sweep_seconds)
+                await asyncio.wait_for(self.sweep_wake.wait(), timeout=self.sweep_idle.next())
+            if self.sweep_wake.is_set():
+                self.sweep_idle.found()
 
     async def on_reports(self, reports: Sequence[Report]) -> None:
         applied = await self.recorder.record(reports=reports)

@@ -76,6 +76,7 @@ class Runtime:
             sweep_wake=signals.campaigns,
             webhooks_wake=webhooks_wake,
             poll_seconds=settings.worker_poll_seconds,
+            idle_seconds=settings.worker_idle_poll_seconds,
             lease_seconds=settings.claim_lease_seconds,
         )
         webhooks = WebhookSender(
@@ -85,6 +86,7 @@ class Runtime:
             allow_private=settings.webhooks_allow_private,
             timeout_seconds=settings.webhook_timeout_seconds,
             poll_seconds=settings.worker_poll_seconds,
+            idle_seconds=settings.worker_idle_poll_seconds,
             # Twice the message lease: deliveries wait behind a slow receiver's slots for a while.
             lease_seconds=2 * settings.claim_lease_seconds,
             wake=webhooks_wake,

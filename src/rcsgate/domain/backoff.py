@@ -1,4 +1,5 @@
-"""Retry timing: the webhook redelivery schedule and exponential backoff for upstream calls.
+"""Retry timing: the webhook redelivery schedule, exponential backoff for upstream calls, and how
+long idle worker loops wait before looking for work again.
 
 Pure functions only (no clock, no I/O) so the dispatcher can compute "next attempt at" values
 inside a transaction and tests can pin the randomness with a seeded ``random.Random``.
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "DEFAULT_WEBHOOK_SCHEDULE",
+    "IdleWait",
     "exponential_delay",
     "parse_schedule",
     "retry_delay",
@@ -122,3 +124,24 @@ def exponential_delay(
         # Attempt numbers grow without bound in long outages; the cap was reached long ago.
         nominal = cap
     return min(cap, _jittered(nominal, jitter, rng))
+
+
+class IdleWait:
+    """How long a worker loop waits before it looks for due work again: ``poll_seconds`` while it
+    finds work, then twice as long after each look that found none, up to ``max_seconds``. Work
+    announced by a wake-up (new messages, new outbox rows) is taken at once whatever the wait; the
+    polls only find work that became due with time (schedules, retries, lapsed leases), which may so
+    wait up to ``max_seconds``. An idle process then costs a few looks a second, not twenty."""
+
+    def __init__(self, poll_seconds: float, max_seconds: float) -> None:
+        self.poll_seconds = poll_seconds
+        self.max_seconds = max(poll_seconds, max_seconds)
+        self._next = poll_seconds
+
+    def found(self) -> None:
+        self._next = self.poll_seconds
+
+    def next(self) -> float:
+        wait = self._next
+        self._next = min(self._next * 2, self.max_seconds)
+        return wait

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
-from rcsgate.domain.backoff import retry_delay
+from rcsgate.domain.backoff import IdleWait, retry_delay
 from rcsgate.logging_setup import get_logger
 from rcsgate.store import webhooks as store
 from rcsgate.store.db import Database
@@ -55,6 +55,7 @@ class WebhookSender:
         batch_size: int = 500,
         max_in_flight: int = 1000,
         poll_seconds: float = 0.05,
+        idle_seconds: float = 1.0,
         linger_seconds: float = 0.01,
         lease_seconds: float = 120.0,
         wake: asyncio.Event | None = None,
@@ -69,6 +70,8 @@ class WebhookSender:
         self.batch_size = batch_size
         self.max_in_flight = max_in_flight
         self.poll_seconds = poll_seconds
+        # Looks for due deliveries come less often while they find nothing.
+        self.idle = IdleWait(poll_seconds, idle_seconds)
         # How long a round waits for more outcomes and outbox rows before its transaction, while
         # posts are in flight: one transaction then records and claims many.
         self.linger_seconds = linger_seconds
@@ -106,7 +109,9 @@ class WebhookSender:
             if not self._outcomes:
                 await _wait_any(self._busy, seconds=self.poll_seconds)
         elif not self._outcomes and not self.wake.is_set():
-            await _wait_any(self._busy, self.wake, stop, seconds=self.poll_seconds)
+            await _wait_any(self._busy, self.wake, stop, seconds=self.idle.next())
+            if self.wake.is_set() or self._busy.is_set():
+                self.idle.found()
         if self._posting and not stopping:
             await asyncio.sleep(self.linger_seconds)
         self.wake.clear()
@@ -126,6 +131,8 @@ class WebhookSender:
             await asyncio.sleep(1.0)
             return
         self._in_flight -= len(outcomes)
+        if chains:
+            self.idle.found()
         # A delivery still waiting for a slot (behind a slow receiver) when its claim is about to
         # run out is handed back instead: posted after the lease, it could go twice.
         deadline = time.monotonic() + self.lease_seconds - self.timeout_seconds - 1.0
