@@ -451,7 +451,14 @@ def test_list_entry_is_the_models_json() -> None:
     }
     views = [
         MessageView(
-            id=1, type="rcs", content={"text": "héllo ✓", "n": 1.5, "cards": [{"a": None}]}, **common
+            id=1,
+            type="rcs",
+            content={
+                "text": 'héllo ✓ "q" \\ \n\t\x01\x7f\u2028 😀',
+                "n": 7,
+                "cards": [{"a": None, "b": True}],
+            },
+            **common,
         ),
         MessageView(
             id=2, type="sms", content={"text": "fallback"}, parts=2, campaign_id=9, country="UA", **common

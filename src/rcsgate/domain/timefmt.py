@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,9 +22,28 @@ def format_ts(moment: datetime | None, tz: str = "UTC") -> str | None:
     # cost — paid 1500 times for a page of 500 messages; a stored time is already in UTC.
     if moment is None:
         return None
-    if tz != "UTC" or moment.tzinfo is not UTC:
-        moment = moment.astimezone(zone(tz))
-    return moment.isoformat(" ")[:19]
+    if moment.tzinfo is UTC:
+        if tz == "UTC":
+            return moment.isoformat(" ")[:19]
+        # The zone's offset, looked up once per hour of UTC time rather than per timestamp.
+        offset = _hour_offset(tz, moment.replace(minute=0, second=0, microsecond=0))
+        if offset is not None:
+            return (moment + offset).isoformat(" ")[:19]
+    return moment.astimezone(zone(tz)).isoformat(" ")[:19]
+
+
+@lru_cache(maxsize=4096)
+def _hour_offset(tz: str, hour: datetime) -> timedelta | None:
+    """The zone's UTC offset throughout this hour of UTC time, or None if it changes within it. Equal
+    offsets at the hour's first and last microsecond mean one offset throughout: a zone's offset never
+    changes twice within an hour."""
+    local = zone(tz)
+    first = hour.astimezone(local).utcoffset()
+    last = (hour + _ALMOST_AN_HOUR).astimezone(local).utcoffset()
+    return first if first == last else None
+
+
+_ALMOST_AN_HOUR = timedelta(hours=1, microseconds=-1)
 
 
 def parse_ts(text: str, tz: str = "UTC") -> datetime:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import literal, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -66,8 +67,8 @@ class SmsPlan:
 
     @classmethod
     def from_json(cls, text: str) -> SmsPlan:
-        data = json.loads(text)
-        return cls(**data)
+        # orjson: read for every listed message that has an SMS alternative.
+        return cls(**orjson.loads(text))
 
 
 async def is_stop_listed(conn: AsyncConnection, *, account_id: int, phone: str, list_type: str) -> bool:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
+import orjson
 from sqlalchemy import ColumnElement, and_, func, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -136,7 +136,7 @@ def view(row: Row[Any], account: Account, children: list[int]) -> MessageView:
         timezone=account.timezone,
         campaign_id=campaign_id,
         country=country,
-        content=json.loads(content),
+        content=orjson.loads(content),
         parts=parts,
         fallback_parts=plan.parts if plan else None,
         fallback_ids=tuple(children),

@@ -6,6 +6,7 @@ import json
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from rcsgate.api.bodies import body_schema, json_body, parse, request_key
@@ -102,15 +103,18 @@ _amount = lru_cache(maxsize=1024)(format_units)
 
 
 def messages_json(views: list[MessageView], *, total: int, offset: int, limit: int) -> bytes:
-    """The MessagesResponse body, byte for byte as FastAPI renders the model (JSONResponse's json.dumps;
-    check_circular only guards against cycles, which these plain dicts and lists cannot have)."""
+    """The MessagesResponse body, byte for byte as FastAPI renders the model (JSONResponse's compact
+    json.dumps, not ASCII-escaped). orjson writes the same bytes for what a message holds (strings,
+    integers, booleans, nulls; no floats) in a fifth of the time; an integer beyond 64 bits, which
+    it refuses, goes the slow way."""
     body = {
         "data": [list_entry(v) for v in views],
         "meta": {"page": {"total": total, "offset": offset, "limit": limit}},
     }
-    return json.dumps(
-        body, ensure_ascii=False, check_circular=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode()
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 # Documented here, served by api.fast_lane: the documentation describes by hand (openapi_extra) the
