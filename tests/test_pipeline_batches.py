@@ -115,26 +115,7 @@ def test_webhook_chains_go_in_order_and_stop_at_the_first_failure(
         account_id = await _account(db, tmp_path)
         clock = ManualClock(NOW)
         async with db.write() as conn:
-            mid = await store.insert_message(conn, **_message(account_id, 1, "read"))
-            await bulk.insert_many(
-                conn,
-                webhook_deliveries,
-                [
-                    {
-                        "account_id": account_id,
-                        "message_id": mid,
-                        "kind": "status",
-                        "url": receiver.url,
-                        "body": f'{{"n":{n}}}',
-                        "webhook_id": f"evt_chain_{mid}_{n}",
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": NOW,
-                        "created_at": NOW,
-                    }
-                    for n in range(3)
-                ],
-            )
+            mid = await _message_with_pending_webhooks(conn, account_id, receiver.url, 3)
 
         async def send_until(done: Any) -> None:
             sender = WebhookSender(
@@ -177,6 +158,31 @@ def test_webhook_chains_go_in_order_and_stop_at_the_first_failure(
     run(scenario, db_url)
 
 
+async def _message_with_pending_webhooks(conn: Any, account_id: int, url: str, count: int) -> int:
+    """A message with ``count`` status webhooks due now, their bodies ``{"n": 0}``, ``{"n": 1}`` …"""
+    mid = await store.insert_message(conn, **_message(account_id, 1, "read"))
+    await bulk.insert_many(
+        conn,
+        webhook_deliveries,
+        [
+            {
+                "account_id": account_id,
+                "message_id": mid,
+                "kind": "status",
+                "url": url,
+                "body": f'{{"n":{n}}}',
+                "webhook_id": f"evt_{mid}_{n}",
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": NOW,
+                "created_at": NOW,
+            }
+            for n in range(count)
+        ],
+    )
+    return int(mid)
+
+
 async def _settled(rows: Any) -> bool:
     found = await rows()
     return bool(found) and found[0].attempts == 1 and found[0].next_attempt_at > NOW
@@ -188,26 +194,7 @@ def test_deliveries_whose_claim_runs_out_before_a_slot_frees_are_handed_back(
     async def scenario(db: Database) -> None:
         account_id = await _account(db, tmp_path)
         async with db.write() as conn:
-            mid = await store.insert_message(conn, **_message(account_id, 1, "read"))
-            await bulk.insert_many(
-                conn,
-                webhook_deliveries,
-                [
-                    {
-                        "account_id": account_id,
-                        "message_id": mid,
-                        "kind": "status",
-                        "url": receiver.url,
-                        "body": f'{{"n":{n}}}',
-                        "webhook_id": f"evt_late_{mid}_{n}",
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": NOW,
-                        "created_at": NOW,
-                    }
-                    for n in range(2)
-                ],
-            )
+            mid = await _message_with_pending_webhooks(conn, account_id, receiver.url, 2)
         # A lease no longer than the timeout plus the margin: every claim is out of time at once.
         sender = WebhookSender(
             db=db,

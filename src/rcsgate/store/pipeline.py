@@ -9,7 +9,7 @@ reported back, so the caller writes events, money and webhooks for exactly those
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -278,8 +278,19 @@ async def move_many(
     return await _move_many_executemany(conn, old, new, columns, changes)
 
 
-def _processors(dialect: Dialect, columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
-    return [messages.c[name].type.bind_processor(dialect) for name in columns]
+def _bound(
+    dialect: Dialect, columns: Sequence[str], changes: Sequence[tuple[int, Mapping[str, Any]]]
+) -> list[tuple[Any, ...]]:
+    """Each change's values of ``columns``, converted as the column types would bind them (without
+    SQLAlchemy's per-row parameter processing)."""
+    processors = [messages.c[name].type.bind_processor(dialect) for name in columns]
+    return [
+        tuple(
+            value if process is None else process(value)
+            for process, value in zip(processors, (row[name] for name in columns), strict=True)
+        )
+        for _, row in changes
+    ]
 
 
 _PG_MOVES: dict[tuple[str, ...], str] = {}
@@ -312,9 +323,9 @@ async def _move_many_pg(
     changes: Sequence[tuple[int, Mapping[str, Any]]],
 ) -> set[int]:
     params: dict[str, Any] = {"old": old, "new": new, "ids": [mid for mid, _ in changes]}
-    for name, process in zip(columns, _processors(conn.dialect, columns), strict=True):
-        values = [row[name] for _, row in changes]
-        params[f"c_{name}"] = [process(v) for v in values] if process is not None else values
+    rows = _bound(conn.dialect, columns, changes)
+    for i, name in enumerate(columns):
+        params[f"c_{name}"] = [row[i] for row in rows]
     result = await conn.execute(text(_pg_move_sql(conn.dialect, columns)), params)
     return {int(r[0]) for r in result}
 
@@ -341,18 +352,9 @@ async def _move_many_executemany(
     without SQLAlchemy's per-row processing). Its row count says whether every message moved; if
     not (only possible when another writer got between the caller's read and this), it is undone
     and the messages are moved one by one to learn which."""
-    processors = _processors(conn.dialect, columns)
     params = [
-        (
-            new,
-            *(
-                value if process is None else process(value)
-                for process, value in zip(processors, (row[name] for name in columns), strict=True)
-            ),
-            mid,
-            old,
-        )
-        for mid, row in changes
+        (new, *values, mid, old)
+        for (mid, _), values in zip(changes, _bound(conn.dialect, columns, changes), strict=True)
     ]
     sql = _cas_sql(columns)
     savepoint = await conn.begin_nested()

@@ -39,6 +39,7 @@ from rcsgate.services.sending import SendRequest, TokenClaims
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 255
+_IDEMPOTENCY_KEY_DOC = "Same key and body again: the original answer; same key, other body: 422."
 
 router = APIRouter(prefix="/api", tags=["RCS messages"], responses={401: {"model": ErrorBody}})
 
@@ -128,11 +129,11 @@ _SEND_DOCS: dict[str, Any] = (
                 "name": IDEMPOTENCY_KEY,
                 "in": "header",
                 "required": False,
-                "description": "Same key and body again: the original answer; same key, other body: 422.",
+                "description": _IDEMPOTENCY_KEY_DOC,
                 "schema": {
                     "anyOf": [{"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX}, {"type": "null"}],
                     "title": IDEMPOTENCY_KEY,
-                    "description": "Same key and body again: the original answer; same key, other body: 422.",
+                    "description": _IDEMPOTENCY_KEY_DOC,
                 },
             }
         ]
