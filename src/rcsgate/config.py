@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
     upstream_breaker_threshold: int = Field(default=5, ge=1)
     upstream_breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    # How often processes re-read the configured connectors and routes (`rcsgate connectors …`).
+    connectors_refresh_seconds: float = Field(default=2.0, gt=0, le=5)
 
     @field_validator("database_url")
     @classmethod

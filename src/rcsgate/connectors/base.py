@@ -29,6 +29,8 @@ class OutboundMessage:
     # RCS: {"text": ...} or {"cards": [...]} as stored (suggestions carry "type"); SMS: {"text": ...}
     content: dict[str, Any]
     expires_at: datetime
+    # The RCS agent whose connector takes the message; None for SMS.
+    agent_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +49,11 @@ class NotCapable:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A permanent refusal: `failed`, never retried."""
+    """A permanent refusal: `failed`, never retried. ``code`` becomes the message's fail reason,
+    ``reason`` the upstream's words in its history."""
 
     reason: str
+    code: str = "rejected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,19 @@ class TryLater:
 
 
 SubmitResult = Accepted | NotCapable | Rejected | TryLater
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """The upstream withdrew the undelivered message: it will never reach the phone."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyDelivered:
+    """Too late to withdraw: the upstream delivered it (its delivery report follows)."""
+
+
+RevokeResult = Revoked | AlreadyDelivered | TryLater
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +101,8 @@ ReportSink = Callable[[Sequence[Report]], Awaitable[None]]
 
 class Connector(Protocol):
     name: str
+    # Whether messages whose validity ends are withdrawn upstream (``revoke``) before they expire.
+    revokes: bool
 
     async def submit(self, message: OutboundMessage) -> SubmitResult:
         """Hand one message to the upstream. Must not raise for upstream trouble: return TryLater."""
@@ -93,6 +112,10 @@ class Connector(Protocol):
         """How many submits the connector takes now: None for no limit, 0 while it would refuse
         every one (an open circuit breaker), 1 for a probe. The dispatcher claims no more than that,
         so messages wait unclaimed instead of burning retries."""
+        ...
+
+    async def revoke(self, message: OutboundMessage) -> RevokeResult:
+        """Withdraw a sent message that was not delivered in time (only called when ``revokes``)."""
         ...
 
     async def start(self, sink: ReportSink) -> None:

@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Final
 
 import aiohttp
 
-from rcsgate.connectors.base import Connector, OutboundMessage, Rejected, ReportSink, SubmitResult, TryLater
+from rcsgate.connectors.base import (
+    Connector,
+    OutboundMessage,
+    Rejected,
+    ReportSink,
+    Revoked,
+    RevokeResult,
+    SubmitResult,
+    TryLater,
+)
 from rcsgate.connectors.circuit_breaker import CircuitBreaker
 from rcsgate.connectors.simulator_wire import CLIENT_HEADER, decode_answer, encode_submit
 from rcsgate.logging_setup import get_logger
@@ -40,6 +49,7 @@ _STOP_GRACE_SECONDS: Final = 5.0
 
 class HttpSimulatorConnector:
     name: str = "simulator-http"
+    revokes: bool = False
 
     def __init__(self, *, base_url: str, timeout_seconds: float, breaker: CircuitBreaker) -> None:
         self._url = base_url.rstrip("/") + "/v1/messages"
@@ -57,6 +67,10 @@ class HttpSimulatorConnector:
 
     def admits(self) -> int | None:
         return self.breaker.admits()
+
+    async def revoke(self, message: OutboundMessage) -> RevokeResult:
+        # Never called (revokes is False): an expired message is simply given up on.
+        return Revoked()
 
     async def submit(self, message: OutboundMessage) -> SubmitResult:
         if self._stopping:

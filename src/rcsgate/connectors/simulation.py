@@ -243,6 +243,19 @@ class SimulatedUpstream:
             self.reports.push(report)
         return accepted
 
+    def resume(self, message: OutboundMessage, *, delivered: bool, sent_at: datetime) -> int:
+        """Take back a message this upstream accepted before a restart of its process: schedule the
+        reports it still owes (all of them for a sent message, those after delivery for a delivered
+        one), due as they were, so a crash or a stop loses none. Returns how many it scheduled."""
+        self._accepted[message.message_id] = Accepted(upstream_id=f"sim-{message.message_id}")
+        outcome, timing = self.plan(message)
+        reports = schedule(message, outcome, timing, sent_at - timedelta(seconds=timing.sent))
+        if delivered:
+            reports = [r for r in reports if not (isinstance(r, StatusReport) and r.status == "delivered")]
+        for report in reports:
+            self.reports.push(report)
+        return len(reports)
+
     def plan(self, message: OutboundMessage) -> tuple[Outcome, Timing]:
         rcs = message.channel == "rcs"
         special = (_RCS_SPECIAL if rcs else _SMS_SPECIAL).get(message.phone[-4:])

@@ -11,9 +11,11 @@ for those whose due time has come on the injected clock (``clock.now() >= due``)
 report is ever handed over before its due time. Each scheduled report also wakes the task (so
 zero-latency reports are not capped by the tick), and with none scheduled it only waits for that.
 
-Pending reports live only in memory: ``stop()`` hands over those already due and drops the rest,
-and a crash drops them all; such messages then end when their validity expires, as they would with
-a real upstream that lost them. (The simulator service keeps them across our restarts.)
+Pending reports live in memory: ``stop()`` hands over those already due and drops the rest, and a
+crash drops them all. The database knows which messages the simulator accepted and where they
+stand, and the outcome of each is a function of the message, so the next process takes them back
+(``resume``, called by dispatch/runtime.py in embedded mode) and delivers every report still owed:
+neither a crash nor a stop loses one. (The simulator service keeps them across our restarts.)
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from rcsgate.clock import Clock
-from rcsgate.connectors.base import Connector, OutboundMessage, ReportSink, SubmitLog, SubmitResult
+from rcsgate.connectors.base import (
+    Connector,
+    OutboundMessage,
+    ReportSink,
+    Revoked,
+    RevokeResult,
+    SubmitLog,
+    SubmitResult,
+)
 from rcsgate.connectors.simulation import (
     REJECT_REASON,
     TRANSIENT_FAILURES,
@@ -61,6 +72,7 @@ class SimulatorConnector:
     """A deterministic stand-in for an RCS/SMS upstream; see the module docstring for outcomes."""
 
     name: str = "simulator"
+    revokes: bool = False
 
     def __init__(
         self,
@@ -113,8 +125,16 @@ class SimulatorConnector:
     def admits(self) -> int | None:
         return None
 
+    async def revoke(self, message: OutboundMessage) -> RevokeResult:
+        # Never called (revokes is False): an expired message is simply given up on.
+        return Revoked()
+
     async def submit(self, message: OutboundMessage) -> SubmitResult:
         return self._upstream.submit(message)
+
+    def resume(self, message: OutboundMessage, *, delivered: bool, sent_at: datetime) -> int:
+        """See SimulatedUpstream.resume: reports owed for a message accepted before a restart."""
+        return self._upstream.resume(message, delivered=delivered, sent_at=sent_at)
 
     async def start(self, sink: ReportSink) -> None:
         if self._task is not None and not self._task.done():

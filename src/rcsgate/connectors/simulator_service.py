@@ -15,25 +15,35 @@ embedded simulator. On top of that:
 
 aiohttp's server rather than uvicorn: it exposes the request's transport, which is what lets a
 fault abort the connection with a real TCP reset instead of an HTTP error answer.
+
+With ``ServiceOptions.rbm`` the same server also plays Google RCS Business Messaging (the local
+RBM, connectors/rbm/fake.py): its token endpoint and ``/v1/phones/...`` API beside the simulator's
+API, its events pushed to ``rbm_webhook_url``, its local routes under ``/v1/local``. It follows the
+same latency and profile options, and ``rbm_key_out`` writes a service-account key whose
+``token_uri`` points at this server, for the RBM connector to use as its credentials.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import random
 import signal
 import socket
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rcsgate.clock import Clock, SystemClock
+from rcsgate.connectors.rbm.protocol import fingerprint
 from rcsgate.connectors.simulation import Pending, Profile, ReportQueue, SimulatedUpstream
 from rcsgate.connectors.simulator_wire import (
     CLIENT_HEADER,
@@ -45,6 +55,10 @@ from rcsgate.connectors.simulator_wire import (
 )
 from rcsgate.domain.backoff import exponential_delay
 from rcsgate.logging_setup import configure_logging, get_logger
+
+if TYPE_CHECKING:
+    # Imported lazily at run time: the local RBM reuses this module's fault machinery.
+    from rcsgate.connectors.rbm.fake import LocalRbm
 
 log = get_logger("rcsgate.simulator_service")
 
@@ -149,12 +163,37 @@ class ServiceOptions:
     zero_latency: bool = False
     report_timeout: float = 10.0
     faults: FaultConfig = field(default_factory=FaultConfig)
+    # The local Google RBM beside the simulator API (see the module docstring).
+    rbm: bool = False
+    # Where its events go; None keeps them queued (GET /v1/local/events) until one is set.
+    rbm_webhook_url: str | None = None
+    # Signs its events (X-Goog-Signature) and the webhook handshake; random when None.
+    rbm_client_token: str | None = None
+    # Service-account key files (Google's JSON) whose token grants it accepts.
+    rbm_key_files: tuple[Path, ...] = ()
+    # Writes a fresh key file here (mode 0600), trusted, its token_uri pointing at this server.
+    rbm_key_out: Path | None = None
+    # The token_uri written into rbm_key_out; default http://<host>:<port>/token (127.0.0.1 for a
+    # wildcard host). Set it when clients reach the server under another name (containers).
+    rbm_token_uri: str | None = None
+    # What a repeated messageId gets: 200 with the first answer (default) or 409 ALREADY_EXISTS.
+    rbm_duplicate_status: int = 200
 
     def check(self) -> None:
         """Raise ValueError for options the service cannot work with."""
         if not self.report_url.startswith(("http://", "https://")):
             raise ValueError("the report URL must be an http:// or https:// URL")
         sign_reports(self.secret, b"{}")  # refuses a short secret now, not at the first push
+        if not self.rbm:
+            return
+        for url in (self.rbm_webhook_url, self.rbm_token_uri):
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise ValueError("the RBM webhook URL and token URI must be http:// or https:// URLs")
+        if self.rbm_duplicate_status not in (200, 409):
+            raise ValueError("the RBM duplicate status must be 200 or 409")
+        for path in self.rbm_key_files:
+            if not path.is_file():
+                raise ValueError(f"RBM key file {path} does not exist")
 
 
 @dataclass
@@ -200,6 +239,9 @@ class SimulatorService:
                 web.get("/readyz", self.health),
             ]
         )
+        self.rbm = _local_rbm(options, self.clock) if options.rbm else None
+        if self.rbm is not None:
+            self.rbm.mount(self.app)
 
     def _wake(self) -> None:
         self._wakeup.set()
@@ -353,6 +395,43 @@ class SimulatorService:
             return f"{type(exc).__name__}: {exc}"[:200]
 
 
+def _local_rbm(options: ServiceOptions, clock: Clock) -> LocalRbm:
+    from rcsgate.connectors.rbm.fake import LocalRbm
+
+    rbm = LocalRbm(
+        clock=clock,
+        webhook_url=options.rbm_webhook_url,
+        client_token=options.rbm_client_token,
+        sent_latency=options.sent_latency,
+        delivered_latency=options.delivered_latency,
+        read_latency=options.read_latency,
+        click_latency=options.click_latency,
+        profile=options.profile,
+        seed=options.seed,
+        zero_latency=options.zero_latency,
+        duplicate_status=409 if options.rbm_duplicate_status == 409 else 200,
+        push_timeout=options.report_timeout,
+    )
+    for path in options.rbm_key_files:
+        try:
+            rbm.trust(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"RBM key file {path}: {exc}") from exc
+    return rbm
+
+
+def _write_rbm_key(rbm: LocalRbm, options: ServiceOptions, path: Path, port: int) -> None:
+    """A fresh service-account key for the local RBM, trusted by it, readable by its owner only."""
+    host = options.host if options.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
+    if ":" in host:
+        host = f"[{host}]"
+    key = rbm.new_key(options.rbm_token_uri or f"http://{host}:{port}/token")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(key, out, indent=2)
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
+
+
 def _reset(request: web.Request) -> web.StreamResponse:
     """Abort the connection with a TCP reset (SO_LINGER 0), leaving the client without an answer."""
     transport = request.transport
@@ -386,9 +465,22 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     runner = web.AppRunner(service.app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     pusher: asyncio.Task[None] | None = None
+    rbm = service.rbm
     try:
         await web.TCPSite(runner, options.host, options.port).start()
         pusher = asyncio.create_task(service.push_reports(), name="simulator-report-push")
+        if rbm is not None:
+            if options.rbm_key_out is not None:
+                _write_rbm_key(rbm, options, options.rbm_key_out, runner.addresses[0][1])
+            await rbm.start()
+            # A generated token is shown whole: the webhook cannot check signatures without it.
+            shown = rbm.client_token if options.rbm_client_token is None else fingerprint(rbm.client_token)
+            log.info(
+                "simulator_rbm_enabled",
+                webhook_url=rbm.webhook_url,
+                client_token=shown,
+                key_file=str(options.rbm_key_out) if options.rbm_key_out else None,
+            )
         log.info(
             "simulator_listening",
             host=options.host,
@@ -401,6 +493,8 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
         if pusher is not None:
             pusher.cancel()
             await asyncio.wait({pusher})
+        if rbm is not None:
+            await rbm.stop()
         await runner.cleanup()
         log.info("simulator_stopped", pending_reports_dropped=len(service.reports))
 

@@ -16,7 +16,8 @@ import contextlib
 from collections.abc import Sequence
 
 from rcsgate.clock import Clock
-from rcsgate.connectors.base import Connector, OutboundMessage, Report, SubmitResult, TryLater
+from rcsgate.connectors.base import OutboundMessage, Report, Revoked, RevokeResult, TryLater
+from rcsgate.connectors.registry import ConnectorRegistry
 from rcsgate.dispatch.recorder import Recorder
 from rcsgate.domain.backoff import IdleWait
 from rcsgate.logging_setup import get_logger
@@ -33,7 +34,7 @@ class Dispatcher:
         *,
         db: Database,
         clock: Clock,
-        connector: Connector,
+        connectors: ConnectorRegistry,
         wake: asyncio.Event,
         sweep_wake: asyncio.Event | None = None,
         webhooks_wake: asyncio.Event | None = None,
@@ -45,7 +46,7 @@ class Dispatcher:
     ) -> None:
         self.db = db
         self.clock = clock
-        self.connector = connector
+        self.connectors = connectors
         self.wake = wake
         # Set when a campaign is created, so an instant campaign starts now rather than at the next sweep.
         self.sweep_wake = sweep_wake or asyncio.Event()
@@ -59,7 +60,7 @@ class Dispatcher:
         self.idle = IdleWait(poll_seconds, idle_seconds)
         self.sweep_idle = IdleWait(sweep_seconds, idle_seconds)
         # Submit answers and reports, written together (see recorder.py).
-        self.recorder = Recorder(db, clock, upstream=connector.name)
+        self.recorder = Recorder(db, clock)
         # Expiry, the lease reaper and the campaign scheduler run in one process at a time.
         self.sweep_lock = SingletonLock(db, SWEEP_LOCK)
         # Set when the send loop has returned: its last batch is submitted and recorded, so the
@@ -76,9 +77,13 @@ class Dispatcher:
 
     async def _send(self, stop: asyncio.Event) -> None:
         recording: asyncio.Task[None] | None = None
+        # Nothing is claimed before the configured connectors are known (see ConnectorRegistry).
+        while not self.connectors.ready.is_set() and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.connectors.ready.wait(), timeout=self.poll_seconds)
         try:
             while not stop.is_set():
-                admits = self.connector.admits()
+                admits = self.connectors.admits()
                 if admits == 0:
                     # The upstream is down (circuit open): leave messages unclaimed for other workers
                     # or the probe, rather than claim them only to put them back with a longer backoff.
@@ -112,18 +117,19 @@ class Dispatcher:
             if recording is not None:
                 await recording
 
-    async def _record(self, batch: list[OutboundMessage], results: list[SubmitResult]) -> None:
-        await self.recorder.record(outcomes=list(zip(batch, results, strict=True)))
+    async def _record(self, batch: list[OutboundMessage], results: list[dispatching.Outcome]) -> None:
+        await self.recorder.record(outcomes=results)
         self.webhooks_wake.set()
 
-    async def _submit(self, message: OutboundMessage) -> SubmitResult:
+    async def _submit(self, message: OutboundMessage) -> dispatching.Outcome:
+        connector = self.connectors.pick(message)
         try:
-            return await self.connector.submit(message)
+            return message, await connector.submit(message), connector.name
         except Exception as exc:  # a connector bug must not leave the message claimed until its lease lapses
             log.error(
                 "connector_error", message_id=message.message_id, error=type(exc).__name__, exc_info=exc
             )
-            return TryLater(error=f"connector error: {type(exc).__name__}")
+            return message, TryLater(error=f"connector error: {type(exc).__name__}"), connector.name
 
     async def sweep_loop(self, stop: asyncio.Event) -> None:
         try:
@@ -140,7 +146,10 @@ class Dispatcher:
             busy = await campaigns.tick(self.db, self.clock)
             if busy:
                 self.wake.set()
-            expired = await dispatching.expire_due(self.db, self.clock)
+            revoking = self.connectors.revoking
+            expired = await dispatching.expire_due(self.db, self.clock, revoking=revoking)
+            if revoking:
+                expired += await self._revoke(revoking)
             if expired:
                 self.webhooks_wake.set()
             reclaimed = await dispatching.reclaim_lapsed(self.db, self.clock)
@@ -156,6 +165,32 @@ class Dispatcher:
                 await asyncio.wait_for(self.sweep_wake.wait(), timeout=self.sweep_idle.next())
             if self.sweep_wake.is_set():
                 self.sweep_idle.found()
+
+    async def _revoke(self, revoking: set[str]) -> int:
+        """Withdraw sent messages past their validity from their upstreams, then record the answers."""
+        claimed = await dispatching.claim_revocations(
+            self.db, self.clock, revoking=revoking, lease_seconds=self.lease_seconds
+        )
+        if not claimed:
+            return 0
+
+        async def one(item: dispatching.Revocation) -> RevokeResult:
+            connector = self.connectors.named(item.upstream)
+            if connector is None:
+                return Revoked()
+            try:
+                return await connector.revoke(item.message)
+            except Exception as exc:
+                log.error("connector_error", message_id=item.message.message_id, error=type(exc).__name__)
+                return TryLater(f"connector error: {type(exc).__name__}")
+
+        results = await asyncio.gather(*(one(item) for item in claimed))
+        applied = await dispatching.record_revocations(
+            self.db, self.clock, list(zip(claimed, results, strict=True))
+        )
+        if applied.fallbacks:
+            self.wake.set()
+        return len(claimed)
 
     async def on_reports(self, reports: Sequence[Report]) -> None:
         applied = await self.recorder.record(reports=reports)

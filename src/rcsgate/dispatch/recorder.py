@@ -16,12 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rcsgate.clock import Clock
-from rcsgate.connectors.base import OutboundMessage, Report, SubmitResult
+from rcsgate.connectors.base import Report
 from rcsgate.services import dispatching
-from rcsgate.services.dispatching import Applied
+from rcsgate.services.dispatching import Applied, Outcome
 from rcsgate.store.db import Database
-
-Outcome = tuple[OutboundMessage, SubmitResult]
 
 
 @dataclass
@@ -36,10 +34,9 @@ class _Part:
 
 
 class Recorder:
-    def __init__(self, db: Database, clock: Clock, *, upstream: str, max_batch: int = 1000) -> None:
+    def __init__(self, db: Database, clock: Clock, *, max_batch: int = 1000) -> None:
         self.db = db
         self.clock = clock
-        self.upstream = upstream
         # Messages' worth of answers and reports per transaction, at most (a single part may exceed it).
         self.max_batch = max_batch
         self._queue: list[_Part] = []
@@ -68,7 +65,6 @@ class Recorder:
                     self.clock,
                     outcomes=[o for part in batch for o in part.outcomes],
                     reports=[r for part in batch for r in part.reports],
-                    upstream=self.upstream,
                 )
             except BaseException as exc:
                 for part in batch:

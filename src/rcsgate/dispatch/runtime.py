@@ -10,14 +10,20 @@ from dataclasses import dataclass
 from rcsgate.clock import Clock
 from rcsgate.config import Settings
 from rcsgate.connectors.base import Connector
+from rcsgate.connectors.registry import Builder, ConnectorRegistry
 from rcsgate.connectors.simulator import SimulatorConnector
 from rcsgate.dispatch.dispatcher import Dispatcher
 from rcsgate.dispatch.runner import Loop
 from rcsgate.domain.backoff import parse_schedule
+from rcsgate.domain.records import ConnectorRecord
+from rcsgate.logging_setup import get_logger
+from rcsgate.services import dispatching
 from rcsgate.services.repeats import purge_fingerprints, purge_rate_windows
 from rcsgate.store.db import Database
 from rcsgate.store.signals import HOUSEKEEPING_LOCK, Signals, SingletonLock
 from rcsgate.webhooks.sender import WebhookSender
+
+log = get_logger("rcsgate.runtime")
 
 
 def build_connector(settings: Settings, clock: Clock) -> Connector:
@@ -46,9 +52,36 @@ def build_connector(settings: Settings, clock: Clock) -> Connector:
     )
 
 
+def connector_builder(settings: Settings, clock: Clock) -> Builder:
+    """How this process turns a configured connector (a database row) into a working one."""
+
+    def build(record: ConnectorRecord) -> Connector:
+        from rcsgate.connectors.circuit_breaker import CircuitBreaker
+
+        breaker = CircuitBreaker(
+            name=record.name,
+            threshold=settings.upstream_breaker_threshold,
+            cooldown=settings.upstream_breaker_cooldown_seconds,
+        )
+        if record.kind == "rbm":
+            from rcsgate.connectors.rbm.connector import RbmConnector
+            from rcsgate.connectors.rbm.settings import RbmSettings
+
+            return RbmConnector(
+                name=record.name,
+                settings=RbmSettings.of(record.config, record.secrets),
+                clock=clock,
+                timeout_seconds=settings.upstream_timeout_seconds,
+                breaker=breaker,
+            )
+        raise ValueError(f"this version cannot run {record.kind} connectors")
+
+    return build
+
+
 @dataclass
 class Runtime:
-    connector: Connector
+    connectors: ConnectorRegistry
     dispatcher: Dispatcher
     webhooks: WebhookSender
     settings: Settings
@@ -65,13 +98,18 @@ class Runtime:
         clock: Clock,
         signals: Signals,
     ) -> Runtime:
-        connector = build_connector(settings, clock)
+        connectors = ConnectorRegistry(
+            db=db,
+            default=build_connector(settings, clock),
+            build=connector_builder(settings, clock),
+            refresh_seconds=settings.connectors_refresh_seconds,
+        )
         # The dispatcher sets it after writing outbox rows: the sender need not wait for its poll.
         webhooks_wake = asyncio.Event()
         dispatcher = Dispatcher(
             db=db,
             clock=clock,
-            connector=connector,
+            connectors=connectors,
             wake=signals.due,
             sweep_wake=signals.campaigns,
             webhooks_wake=webhooks_wake,
@@ -92,7 +130,7 @@ class Runtime:
             wake=webhooks_wake,
         )
         return cls(
-            connector=connector,
+            connectors=connectors,
             dispatcher=dispatcher,
             webhooks=webhooks,
             settings=settings,
@@ -102,14 +140,27 @@ class Runtime:
         )
 
     async def _upstream(self, stop: asyncio.Event) -> None:
-        await self.connector.start(self.dispatcher.on_reports)
+        await self.connectors.start(self.dispatcher.on_reports)
+        await self._resume_simulator()
         try:
-            await stop.wait()
-            # Reports for the last submitted batch must still reach the sink: stop the connector
+            await self.connectors.run(stop)
+            # Reports for the last submitted batch must still reach the sink: stop the connectors
             # only once the send loop has recorded what it submitted.
             await self.dispatcher.sending_stopped.wait()
         finally:
-            await self.connector.stop()
+            await self.connectors.stop()
+
+    async def _resume_simulator(self) -> None:
+        """The embedded simulator keeps its pending reports in memory; after a crash or a stop the
+        next process takes back what it owed (SimulatorConnector.resume). Embedded mode only: there
+        one process holds the simulator, so nothing is delivered twice."""
+        simulator = self.connectors.default
+        if not (self.settings.embedded and isinstance(simulator, SimulatorConnector)):
+            return
+        owed = await dispatching.owed_reports(self.db, upstream=simulator.name)
+        scheduled = sum(simulator.resume(m, delivered=d, sent_at=at) for m, d, at in owed)
+        if owed:
+            log.info("simulator_resumed", messages=len(owed), reports=scheduled)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
         lock = SingletonLock(self.db, HOUSEKEEPING_LOCK)

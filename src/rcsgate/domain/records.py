@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from rcsgate.domain.api_keys import Mode
 from rcsgate.domain.money import from_units
@@ -70,6 +71,21 @@ class RcsAgent:
     is_test: bool
     created_at: datetime
     send_rate: int | None = None
+    # The connector its messages go through (an RBM one); None is the built-in simulator.
+    connector_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorRecord:
+    """A configured upstream (`rcsgate connectors …`). ``secrets`` never leave the process."""
+
+    id: int
+    name: str
+    kind: str  # rbm, smpp
+    config: dict[str, Any]
+    secrets: dict[str, Any] = field(repr=False)
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

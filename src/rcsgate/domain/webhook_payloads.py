@@ -64,3 +64,34 @@ def click_payload(
 def encode(payload: dict[str, Any]) -> str:
     """The body is stored and signed as these exact characters, so every retry sends identical bytes."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def inbound_payload(
+    *,
+    event_id: int,
+    channel: str,
+    phone: str,
+    sender: str | None,
+    text: str | None,
+    location: dict[str, float] | None,
+    file: dict[str, Any] | None,
+    reply_to: int | None,
+    reference: str | None,
+    at: datetime,
+    tz: str,
+) -> dict[str, Any]:
+    """A user's reply (an rcsgate addition; BSG's pages have no inbound callback): what they sent,
+    and the message of ours it most likely answers (the last one to that phone through that agent)."""
+    return {
+        "type": "inbound",
+        "id": event_id,
+        "channel": channel,
+        "msisdn": phone,
+        "sender": sender or "",
+        "text": text or "",
+        "location": location,
+        "file": file,
+        "reply_to": reply_to,
+        "reference": reference or "",
+        "time_in": format_ts(at, tz),
+    }

@@ -155,7 +155,7 @@ async def create_campaign(
         if send.start_at is not None and (reason := check_start_at(send.start_at, now)):
             raise InvalidInput.field("start_at", reason)
         test_mode = principal.mode == "test" or account.mode == "test"
-        agent = await agent_for(conn, account, send.sender, test_mode)
+        agent = await agent_for(conn, account, send.sender, test_mode, send.content)
         tariff_id = await tariff_for(conn, account.id, send.tariff_code)
         await _check_references(conn, account.id, recipients.items)
 

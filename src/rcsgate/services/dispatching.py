@@ -6,7 +6,7 @@ no transaction is ever open while an upstream is called.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, assert_never
@@ -17,11 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rcsgate.clock import Clock
 from rcsgate.connectors.base import (
     Accepted,
+    AlreadyDelivered,
     ClickReport,
     NotCapable,
     OutboundMessage,
     Rejected,
     Report,
+    Revoked,
+    RevokeResult,
     SubmitResult,
     TryLater,
 )
@@ -50,6 +53,7 @@ def outbound(row: Row[Any], contents: dict[str, Any] | None = None) -> OutboundM
         sender=row.sender,
         content=content,
         expires_at=row.expires_at,
+        agent_id=row.agent_id,
     )
 
 
@@ -159,17 +163,14 @@ async def _reserve(
     return chosen
 
 
+# A submitted message, the upstream's answer, and the name of the connector that gave it.
+Outcome = tuple[OutboundMessage, SubmitResult, str]
+
+
 async def record_submit(
     db: Database, clock: Clock, *, message: OutboundMessage, result: SubmitResult, upstream: str
 ) -> None:
-    await record_submits(db, clock, outcomes=[(message, result)], upstream=upstream)
-
-
-async def record_submits(
-    db: Database, clock: Clock, *, outcomes: list[tuple[OutboundMessage, SubmitResult]], upstream: str
-) -> None:
-    """Record what the upstream answered for a batch of messages, in one transaction."""
-    await record(db, clock, outcomes=outcomes, upstream=upstream)
+    await record(db, clock, outcomes=[(message, result, upstream)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,25 +183,37 @@ async def record(
     db: Database,
     clock: Clock,
     *,
-    outcomes: Sequence[tuple[OutboundMessage, SubmitResult]] = (),
+    outcomes: Sequence[Outcome] = (),
     reports: Sequence[Report] = (),
-    upstream: str = "",
 ) -> Applied:
-    """Record what the upstream said, in one transaction: its answers to submits, then its reports.
+    """Record what the upstreams said, in one transaction: their answers to submits, then their reports.
     A message's steps become one compare-and-set (lifecycle.Moves), so a submit answered at once
     whose delivery and read reports came along is one write of the message, not three."""
+    async with db.write() as conn:
+        return await record_in(conn, clock, outcomes=outcomes, reports=reports, lock=not db.is_sqlite)
+
+
+async def record_in(
+    conn: AsyncConnection,
+    clock: Clock,
+    *,
+    outcomes: Sequence[Outcome] = (),
+    reports: Sequence[Report] = (),
+    lock: bool,
+) -> Applied:
+    """``record`` inside the caller's transaction."""
     now = clock.now()
     changed = 0
-    async with db.write() as conn, unit_of_work(conn) as unit:
-        ids = sorted({m.message_id for m, _ in outcomes} | {r.message_id for r in reports})
-        found = await pipeline.states(conn, ids, for_update=not db.is_sqlite)
+    async with unit_of_work(conn) as unit:
+        ids = sorted({m.message_id for m, _, _ in outcomes} | {r.message_id for r in reports})
+        found = await pipeline.states(conn, ids, for_update=lock)
         rows = {mid: Msg.of(row) for mid, row in found.items()}
         moves = Moves(unit)
-        for message, result in outcomes:
+        for message, result, name in outcomes:
             msg = rows.get(message.message_id)
             if msg is None or msg.status != "sending":
                 continue  # a report got there first, or the claim lapsed and another worker owns it
-            rows[msg.id] = await _record_one(moves, msg, result, upstream, now)
+            rows[msg.id] = await _record_one(moves, msg, result, name, now)
         for report in reports:
             msg = rows.get(report.message_id)
             if msg is None:
@@ -228,10 +241,8 @@ async def _record_one(moves: Moves, msg: Msg, result: SubmitResult, upstream: st
             )
         case NotCapable(reason=reason):
             return await moves.move(msg, "undelivered", now, reason=reason, upstream=upstream)
-        case Rejected(reason=reason):
-            return await moves.move(
-                msg, "failed", now, reason="rejected", detail=reason[:200], upstream=upstream
-            )
+        case Rejected(reason=reason, code=code):
+            return await moves.move(msg, "failed", now, reason=code, detail=reason[:200], upstream=upstream)
         case TryLater(error=error):
             retry_at = now + timedelta(seconds=exponential_delay(msg.attempts))
             if retry_at >= msg.expires_at:
@@ -293,14 +304,74 @@ def _in_flight(msg: Msg) -> bool:
     return msg.status in ("sending", "sent") or (msg.status == "accepted" and msg.attempts > 0)
 
 
-async def expire_due(db: Database, clock: Clock, *, limit: int = 500) -> int:
+async def expire_due(db: Database, clock: Clock, *, limit: int = 500, revoking: Collection[str] = ()) -> int:
+    """Messages past their validity end `expired` (and go to their SMS alternative), except sent
+    ones of upstreams in ``revoking``: those are withdrawn first (claim_revocations)."""
     now = clock.now()
     async with db.write() as conn, unit_of_work(conn) as unit:
         moves = Moves(unit)
-        for msg in await store.due_for_expiry(conn, now=now, limit=limit):
+        for msg in await store.due_for_expiry(conn, now=now, limit=limit, revoking=revoking):
             await moves.move(msg, "expired", now, reason="validity")
         # Not locked: a report may move some first, and then the compare-and-set leaves them be.
         return len(await moves.write())
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    message: OutboundMessage
+    upstream: str
+
+
+async def claim_revocations(
+    db: Database, clock: Clock, *, revoking: Collection[str], lease_seconds: float, limit: int = 200
+) -> list[Revocation]:
+    """Sent messages past their validity whose upstream must withdraw them before they expire."""
+    now = clock.now()
+    async with db.write() as conn:
+        rows = await store.claim_for_revocation(
+            conn, now=now, lease_until=now + timedelta(seconds=lease_seconds), limit=limit, revoking=revoking
+        )
+    contents: dict[str, Any] = {}
+    return [Revocation(outbound(r, contents), r.upstream) for r in rows]
+
+
+# How long a revoke that could not be made waits before it is tried again, and how long a message
+# the upstream says it delivered waits for that delivery report before it is asked again.
+REVOKE_RETRY_SECONDS = 30.0
+DELIVERED_WAIT_SECONDS = 24 * 3600.0
+
+
+async def record_revocations(
+    db: Database, clock: Clock, results: Sequence[tuple[Revocation, RevokeResult]]
+) -> Applied:
+    """Withdrawn messages end `expired` (with their SMS alternative); one the upstream had already
+    delivered stays `sent` for the delivery report that follows (no SMS, no release); a revoke that
+    failed is tried again later."""
+    now = clock.now()
+    async with db.write() as conn, unit_of_work(conn) as unit:
+        ids = sorted(r.message.message_id for r, _ in results)
+        rows = {
+            mid: Msg.of(row)
+            for mid, row in (await pipeline.states(conn, ids, for_update=not db.is_sqlite)).items()
+        }
+        moves = Moves(unit)
+        for revocation, result in results:
+            msg = rows.get(revocation.message.message_id)
+            if msg is None or msg.status != "sent":
+                continue  # a delivery report came first: nothing to withdraw
+            match result:
+                case Revoked():
+                    await moves.move(
+                        msg, "expired", now, reason="validity", detail="revoked upstream", lease_until=None
+                    )
+                case AlreadyDelivered():
+                    await store.hold(conn, msg.id, until=now + timedelta(seconds=DELIVERED_WAIT_SECONDS))
+                    unit.event(msg.id, "sent", "sent", now, "revoke refused: already delivered")
+                case TryLater(error=error):
+                    await store.hold(conn, msg.id, until=now + timedelta(seconds=REVOKE_RETRY_SECONDS))
+                    unit.event(msg.id, "sent", "sent", now, f"revoke failed: {error}"[:200])
+        await moves.write()
+    return Applied(len(results), unit.fallbacks)
 
 
 async def reclaim_lapsed(db: Database, clock: Clock, *, limit: int = 500) -> int:
@@ -308,3 +379,11 @@ async def reclaim_lapsed(db: Database, clock: Clock, *, limit: int = 500) -> int
     now = clock.now()
     async with db.write() as conn:
         return await pipeline.reclaim_lapsed(conn, now=now, limit=limit)
+
+
+async def owed_reports(db: Database, *, upstream: str) -> list[tuple[OutboundMessage, bool, datetime]]:
+    """(message, delivered already, sent at) for each message ``upstream`` still owes a report."""
+    async with db.read() as conn:
+        rows = await store.owed_reports(conn, upstream=upstream)
+    contents: dict[str, Any] = {}
+    return [(outbound(r, contents), r.status == "delivered", r.sent_at or r.created_at) for r in rows]

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.domain.billing import settle_delivered, settle_unsuccessful
 from rcsgate.domain.message_states import WEBHOOK_STATUSES, can_move
-from rcsgate.domain.webhook_payloads import click_payload, encode, status_payload
+from rcsgate.domain.webhook_payloads import click_payload, encode, inbound_payload, status_payload
 from rcsgate.store import bulk, pipeline
 from rcsgate.store import messages as store
 from rcsgate.store.tables import (
@@ -454,7 +454,7 @@ async def _create_fallback(
 
 
 def _webhook_row(
-    account_id: int, message_id: int, kind: str, url: str, body: dict[str, Any], now: datetime
+    account_id: int, message_id: int | None, kind: str, url: str, body: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     return {
         "account_id": account_id,
@@ -509,3 +509,39 @@ async def enqueue_click_webhook(
         tz=account.timezone,
     )
     unit.webhooks.append(_webhook_row(int(msg.account_id), int(msg.id), "click", url, body, now))
+
+
+async def enqueue_inbound_webhook(
+    unit: Unit,
+    *,
+    account_id: int,
+    event_id: int,
+    channel: str,
+    phone: str,
+    sender: str | None,
+    text: str | None,
+    location: dict[str, float] | None,
+    file: dict[str, Any] | None,
+    reply_to: Msg | None,
+    at: datetime,
+    now: datetime,
+) -> None:
+    """A user's reply, posted to the account's callback URL (the one its last message named first)."""
+    account = await unit.account(account_id)
+    url = (reply_to.get("callback_url") if reply_to is not None else None) or account.callback_url
+    if not url:
+        return
+    body = inbound_payload(
+        event_id=event_id,
+        channel=channel,
+        phone=phone,
+        sender=sender,
+        text=text,
+        location=location,
+        file=file,
+        reply_to=int(reply_to.id) if reply_to is not None else None,
+        reference=reply_to.get("reference_id") if reply_to is not None else None,
+        at=at,
+        tz=account.timezone,
+    )
+    unit.webhooks.append(_webhook_row(account_id, None, "inbound", url, body, now))

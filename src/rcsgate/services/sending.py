@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
+from rcsgate.connectors.rbm import content as rbm_content
 from rcsgate.domain.billing import max_cost
 from rcsgate.domain.errors import DomainError, InvalidInput, RateLimited, Rejected, Unauthenticated
 from rcsgate.domain.message_view import MessageView, shown_amount
@@ -87,10 +88,16 @@ def choose_tariff(table: batch_store.Tariffs, account_id: int, code: int | None)
     return table.default_id
 
 
-def check_agent(agent: RcsAgent | None, test_mode: bool) -> RcsAgent:
+def check_agent(agent: RcsAgent | None, test_mode: bool, content: RcsContent) -> RcsAgent:
     # Test mode may use only the test agent, and the test agent only serves test mode.
     if agent is None or agent.status != "active" or agent.is_test != test_mode:
         raise InvalidInput.field("sender", "The selected sender is invalid.")
+    if agent.connector_id is not None:
+        # Routed to Google RBM (the only kind an agent can name): where Google's limits are stricter
+        # than BSG's, refuse now rather than fail the message later.
+        errors = rbm_content.limit_errors(content_json(content))
+        if errors:
+            raise InvalidInput(errors)
     return agent
 
 
@@ -98,8 +105,10 @@ async def tariff_for(conn: AsyncConnection, account_id: int, code: int | None) -
     return choose_tariff(await batch_store.tariff_table(conn, {account_id}), account_id, code)
 
 
-async def agent_for(conn: AsyncConnection, account: Account, name: str, test_mode: bool) -> RcsAgent:
-    return check_agent(await sender_store.get_agent_by_name(conn, account.id, name), test_mode)
+async def agent_for(
+    conn: AsyncConnection, account: Account, name: str, test_mode: bool, content: RcsContent
+) -> RcsAgent:
+    return check_agent(await sender_store.get_agent_by_name(conn, account.id, name), test_mode, content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +268,7 @@ def _check(
     request = send.request
     phone = request.recipient.number
     test_mode = principal.mode == "test" or account.mode == "test"
-    agent = check_agent(facts.agents.get((account.id, request.sender)), test_mode)
+    agent = check_agent(facts.agents.get((account.id, request.sender)), test_mode, request.content)
     if test_mode and (account.id, phone) not in verified:
         raise InvalidInput.field(
             "phone.number", "In test mode messages go only to verified contacts (rcsgate contacts verify)."

@@ -7,10 +7,11 @@ claim, ``mark_sending``) for a batch.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -59,14 +60,60 @@ async def move(conn: AsyncConnection, *, message_id: int, old: str, new: str, **
     return result.rowcount == 1
 
 
-async def due_for_expiry(conn: AsyncConnection, *, now: datetime, limit: int) -> list[Row[Any]]:
+async def due_for_expiry(
+    conn: AsyncConnection, *, now: datetime, limit: int, revoking: Collection[str] = ()
+) -> list[Row[Any]]:
+    """Messages past their validity. Sent messages of upstreams in ``revoking`` are left out: they
+    are withdrawn upstream first (``due_for_revocation``)."""
+    query = select(messages).where(messages.c.status.in_(("accepted", "sent")), messages.c.expires_at <= now)
+    if revoking:
+        query = query.where(
+            or_(
+                messages.c.status == "accepted",
+                messages.c.upstream.is_(None),
+                messages.c.upstream.not_in(list(revoking)),
+            )
+        )
+    return list(await conn.execute(query.order_by(messages.c.expires_at).limit(limit)))
+
+
+async def claim_for_revocation(
+    conn: AsyncConnection, *, now: datetime, lease_until: datetime, limit: int, revoking: Collection[str]
+) -> list[Row[Any]]:
+    """Sent messages of upstreams in ``revoking`` past their validity, not already being withdrawn
+    (their lease, set here, keeps another sweep away until the revoke's answer is recorded)."""
+    if not revoking:
+        return []
     query = (
-        select(messages)
-        .where(messages.c.status.in_(("accepted", "sent")), messages.c.expires_at <= now)
+        select(messages.c.id)
+        .where(
+            messages.c.status == "sent",
+            messages.c.expires_at <= now,
+            messages.c.upstream.in_(list(revoking)),
+            or_(messages.c.lease_until.is_(None), messages.c.lease_until <= now),
+        )
         .order_by(messages.c.expires_at)
         .limit(limit)
     )
-    return list(await conn.execute(query))
+    ids = [int(r.id) for r in await conn.execute(query)]
+    if not ids:
+        return []
+    result = await conn.execute(
+        update(messages)
+        .where(messages.c.id.in_(ids), messages.c.status == "sent")
+        .values(lease_until=lease_until)
+        .returning(
+            messages.c.id,
+            messages.c.type,
+            messages.c.phone,
+            messages.c.sender,
+            messages.c.content,
+            messages.c.expires_at,
+            messages.c.agent_id,
+            messages.c.upstream,
+        )
+    )
+    return list(result)
 
 
 async def sms_children(conn: AsyncConnection, parent_ids: list[int]) -> dict[int, list[int]]:
@@ -81,3 +128,39 @@ async def sms_children(conn: AsyncConnection, parent_ids: list[int]) -> dict[int
     for r in rows:
         children.setdefault(int(r.parent_id), []).append(int(r.id))
     return children
+
+
+async def hold(conn: AsyncConnection, message_id: int, *, until: datetime) -> None:
+    """Keep the sweep away from a sent message until ``until`` (a revoke to retry or answered)."""
+    await conn.execute(
+        update(messages)
+        .where(messages.c.id == message_id, messages.c.status == "sent")
+        .values(lease_until=until)
+    )
+
+
+async def owed_reports(conn: AsyncConnection, *, upstream: str) -> list[Row[Any]]:
+    """Messages an upstream accepted that still await a report from it: sent ones, and delivered RCS
+    messages (a read may follow)."""
+    query = (
+        select(
+            messages.c.id,
+            messages.c.type,
+            messages.c.phone,
+            messages.c.sender,
+            messages.c.content,
+            messages.c.expires_at,
+            messages.c.agent_id,
+            messages.c.status,
+            messages.c.sent_at,
+            messages.c.created_at,
+        )
+        .where(
+            messages.c.upstream == upstream,
+            or_(
+                messages.c.status == "sent", and_(messages.c.status == "delivered", messages.c.type == "rcs")
+            ),
+        )
+        .order_by(messages.c.id)
+    )
+    return list(await conn.execute(query))

@@ -32,6 +32,7 @@ OUTBOUND_COLUMNS = (
     messages.c.sender,
     messages.c.content,
     messages.c.expires_at,
+    messages.c.agent_id,
 )
 
 
@@ -167,7 +168,7 @@ _PG_CLAIM = (
         "reserved = m.reserved + v.amount "
         "FROM unnest(CAST(:ids AS BIGINT[]), CAST(:amounts AS BIGINT[])) AS v(id, amount) "
         "WHERE m.id = v.id AND m.status = 'accepted' "
-        "RETURNING m.id, m.type, m.phone, m.sender, m.content, m.expires_at"
+        "RETURNING m.id, m.type, m.phone, m.sender, m.content, m.expires_at, m.agent_id"
     )
     .bindparams(bindparam("lease", type_=messages.c.lease_until.type))
     .columns(*OUTBOUND_COLUMNS)

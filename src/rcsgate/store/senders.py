@@ -22,6 +22,7 @@ def _agent(row: Any) -> RcsAgent:
         is_test=bool(row.is_test),
         created_at=row.created_at,
         send_rate=row.send_rate,
+        connector_id=row.connector_id,
     )
 
 

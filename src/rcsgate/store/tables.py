@@ -103,6 +103,22 @@ api_keys = Table(
     Index("ix_api_keys_account_id", "account_id"),
 )
 
+# Upstreams configured by the operator (`rcsgate connectors …`): Google RBM now, SMPP later. `config`
+# is JSON of the settings that may be shown; `secrets` JSON of what must never be printed or logged
+# (service-account keys, client tokens, passwords): `connectors show` prints their fingerprints.
+connectors = Table(
+    "connectors",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("name", String(20), nullable=False, unique=True),
+    Column("kind", String(8), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("secrets", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("kind IN ('rbm', 'smpp')", name="kind"),
+)
+
 rcs_agents = Table(
     "rcs_agents",
     metadata,
@@ -117,6 +133,8 @@ rcs_agents = Table(
     Column("rate_tokens", Float, nullable=False, server_default="0"),
     Column("rate_updated_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # The connector its messages go through; null is the built-in simulator.
+    Column("connector_id", BigInteger, ForeignKey("connectors.id"), nullable=True),
     CheckConstraint("status IN ('active', 'blocked', 'registering')", name="status"),
     CheckConstraint("send_rate IS NULL OR send_rate > 0", name="send_rate"),
     UniqueConstraint("account_id", "name", name="uq_rcs_agents_account_name"),
@@ -132,6 +150,7 @@ sms_senders = Table(
     Column("status", String(16), nullable=False, server_default="active"),
     Column("is_default", Boolean, nullable=False, server_default="0"),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("connector_id", BigInteger, ForeignKey("connectors.id"), nullable=True),
     CheckConstraint("status IN ('active', 'blocked', 'registering')", name="status"),
     UniqueConstraint("account_id", "name", name="uq_sms_senders_account_name"),
 )
@@ -363,7 +382,7 @@ webhook_deliveries = Table(
     Column("last_error", String(500), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("delivered_at", UtcDateTime, nullable=True),
-    CheckConstraint("kind IN ('status', 'click')", name="kind"),
+    CheckConstraint("kind IN ('status', 'click', 'inbound')", name="kind"),
     CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
     # Only pending rows (migration 0006): the sender's lookups read nothing else, and these stay as
     # small as the backlog. Queries must spell the condition as this literal for the planners to
@@ -382,6 +401,25 @@ webhook_deliveries = Table(
         sqlite_where=text("status = 'pending'"),
         postgresql_where=text("status = 'pending'"),
     ),
+)
+
+# What upstreams pushed to us, each under the upstream's own id (Google's eventId, a user message's
+# id), kept once: a redelivered event finds its key taken and changes nothing. User replies are
+# read from here (kind text, location or file) and posted as `inbound` webhooks.
+upstream_events = Table(
+    "upstream_events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("connector_id", BigInteger, ForeignKey("connectors.id", ondelete="CASCADE"), nullable=False),
+    Column("event_key", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("account_id", BigInteger, nullable=True),
+    Column("message_id", BigInteger, nullable=True),
+    Column("phone", String(15), nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    UniqueConstraint("connector_id", "event_key", name="uq_upstream_events_connector_key"),
+    Index("ix_upstream_events_account_id_id", "account_id", "id"),
 )
 
 idempotency_keys = Table(

@@ -1,8 +1,10 @@
-"""Report ingress of the simulator service: ``POST /api/upstream/simulator/events``.
+"""Where upstreams push to us: the simulator service's reports (``POST /api/upstream/simulator/events``)
+and Google RBM's events (``POST /api/upstream/rbm/{name}``).
 
-Not an account's API: no credentials, only the shared-secret signature (RCSGATE_UPSTREAM_SECRET)
-authenticates a batch. Left out of the OpenAPI document (``include_in_schema=False``) because it
-is a contract with our own upstream, not with customers; docs/simulator.md describes it.
+Not an account's API: no credentials, only signatures authenticate a push (the simulator's shared
+secret, RCSGATE_UPSTREAM_SECRET; the RBM connector's client token). Left out of the OpenAPI document
+(``include_in_schema=False``) because these are contracts with upstreams, not with customers;
+docs/simulator.md and docs/connectors/rbm.md describe them.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 from typing import Final
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from rcsgate.api.deps import Context
 from rcsgate.api.errors import error_body
 from rcsgate.connectors.simulator_wire import WebhookSignatureError, decode_reports, verify_reports
 from rcsgate.logging_setup import get_logger
-from rcsgate.services import dispatching
+from rcsgate.services import dispatching, upstream_events
 from rcsgate.store.signals import DUE
 
 log = get_logger("rcsgate.api.upstream")
@@ -32,17 +34,10 @@ async def simulator_events(request: Request, ctx: Context) -> JSONResponse:
     secret = ctx.settings.upstream_secret.get_secret_value() if ctx.settings.upstream_secret else ""
     if not secret:
         return JSONResponse(error_body("Not found."), status_code=404)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_INGRESS_BYTES:
+    body = await _body(request)
+    if body is None:
         return JSONResponse(error_body("Request body too large."), status_code=413)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_INGRESS_BYTES:
-            return JSONResponse(error_body("Request body too large."), status_code=413)
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    size = len(body)
     try:
         verify_reports(secret, request.headers, body)
     except WebhookSignatureError:
@@ -57,3 +52,33 @@ async def simulator_events(request: Request, ctx: Context) -> JSONResponse:
         # An undelivered RCS may have produced an SMS fallback: send it now, not at the next poll.
         ctx.signals.poke(DUE)
     return JSONResponse({"received": len(reports), "changed": changed})
+
+
+@router.post("/api/upstream/rbm/{name}")
+async def rbm_events(name: str, request: Request, ctx: Context) -> Response:
+    """Google's pushes for the RBM connector ``name``: the validation handshake, then signed events,
+    each stored and applied before the 200 that tells Google it may forget it."""
+    body = await _body(request)
+    if body is None:
+        return JSONResponse(error_body("Request body too large."), status_code=413)
+    answer = await upstream_events.rbm_push(
+        ctx.db, ctx.clock, name=name, body=body, signature=request.headers.get("x-goog-signature")
+    )
+    if answer.changed:
+        ctx.signals.poke(DUE)  # an expiry may have produced an SMS fallback: send it now
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request body, or None when it is larger than MAX_INGRESS_BYTES (read no further)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_INGRESS_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_INGRESS_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

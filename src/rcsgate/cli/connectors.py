@@ -1,0 +1,111 @@
+"""Connectors to real upstreams (``rcsgate connectors``): stored in the database and picked up by
+running processes within seconds (RCSGATE_CONNECTORS_REFRESH_SECONDS), without a restart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rcsgate.cli.common import JsonFlag, emit, fail, run
+from rcsgate.clock import SystemClock
+
+connectors_app = typer.Typer(
+    help="Upstream connectors (Google RBM): add, list, show, remove. Secrets are shown as fingerprints.",
+    no_args_is_help=True,
+)
+
+
+@connectors_app.command("add-rbm")
+def connectors_add_rbm(
+    name: Annotated[str, typer.Argument(help="Connector name: 1-20 of a-z, 0-9, '-', '_'.")],
+    agent_id: Annotated[str, typer.Option("--agent-id", help="Google's RBM agent id (…@rbm.goog).")],
+    service_account: Annotated[
+        Path,
+        typer.Option(
+            "--service-account",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The agent's service-account key file (JSON); its token_uri is where tokens come from.",
+        ),
+    ],
+    api_url: Annotated[
+        str | None, typer.Option("--api-url", help="RBM API root (default: Google's endpoint of --region).")
+    ] = None,
+    region: Annotated[str, typer.Option(help="europe, us or asia: which of Google's endpoints.")] = "europe",
+    webhook_token: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook-token", help="The client token Google signs events with (set in Google's console)."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a Google RBM connector; route agents to it with `rcsgate agents set-connector`."""
+    from rcsgate.services import connectors
+
+    try:
+        key = json.loads(service_account.read_text())
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot read {service_account}: {exc}") from exc
+    record = run(
+        lambda db: connectors.add_rbm(
+            db,
+            SystemClock(),
+            name=name,
+            agent_id=agent_id,
+            service_account=key,
+            api_url=api_url,
+            region=region,
+            webhook_token=webhook_token,
+        )
+    )
+    view = run(lambda db: connectors.view(db, record))
+    emit(view, as_json, lambda: _text(view))
+
+
+@connectors_app.command("list")
+def connectors_list(as_json: JsonFlag = False) -> None:
+    """List the configured connectors."""
+    from rcsgate.services import connectors
+
+    async def views(db: Any) -> list[dict[str, Any]]:
+        return [await connectors.view(db, r) for r in await connectors.list_all(db)]
+
+    items = run(views)
+    emit(
+        items,
+        as_json,
+        lambda: (
+            "\n".join(f"{v['name']} {v['kind']} {v.get('api_url', '')} agents {v['agents']}" for v in items)
+            or "no connectors (every agent uses the built-in simulator)"
+        ),
+    )
+
+
+@connectors_app.command("show")
+def connectors_show(name: str, as_json: JsonFlag = False) -> None:
+    """One connector's settings (secrets as fingerprints) and what is routed to it."""
+    from rcsgate.services import connectors
+
+    async def show(db: Any) -> dict[str, Any]:
+        return await connectors.view(db, await connectors.get(db, name))
+
+    view = run(show)
+    emit(view, as_json, lambda: _text(view))
+
+
+@connectors_app.command("remove")
+def connectors_remove(name: str, as_json: JsonFlag = False) -> None:
+    """Remove a connector no agent or sender uses any more."""
+    from rcsgate.services import connectors
+
+    run(lambda db: connectors.remove(db, name))
+    emit({"removed": name}, as_json, f"connector {name} removed")
+
+
+def _text(view: dict[str, Any]) -> str:
+    return "\n".join(f"{key}: {'' if value is None else value}" for key, value in view.items())

@@ -1,0 +1,207 @@
+"""The long-running processes (serve, api, worker, simulator) and the database schema (db upgrade)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import DBAPIError
+
+from rcsgate.cli import startup
+from rcsgate.cli.common import database_error, fail, load_settings, os_error, run
+from rcsgate.clock import SystemClock
+from rcsgate.config import Settings
+from rcsgate.gc_tuning import tune_for_service
+from rcsgate.store.db import Database
+from rcsgate.store.signals import Signals
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+def _preflight(settings: Settings, *, lock: bool = False, listen: tuple[str, int] | None = None) -> None:
+    """Everything a process needs, checked before it starts anything (cli/startup.py): the JWT
+    secret, on SQLite the database's files (and with ``lock`` its lock: processes that run the
+    background workers), the address to ``listen`` on, and the schema."""
+    startup.prepare_jwt_secret(settings)
+    startup.check_database_files(settings, lock=lock)
+    if listen is not None:
+        startup.check_port(*listen)
+    run(lambda db: asyncio.sleep(0))
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default RCSGATE_HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default RCSGATE_PORT or 8080).")] = None,
+) -> None:
+    """Run the API, the background workers and the simulator in one process (embedded mode)."""
+    import uvicorn
+
+    from rcsgate.api.app import create_app
+
+    settings = load_settings()
+    bind_host, bind_port = host or settings.host, port or settings.port
+    _preflight(settings, lock=True, listen=(bind_host, bind_port))
+    application = create_app(settings, run_workers=True)
+    tune_for_service()
+    typer.echo(f"rcsgate serving on http://{bind_host}:{bind_port}", err=True)
+    uvicorn.run(application, host=bind_host, port=bind_port, log_config=None, access_log=False)
+
+
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address (default RCSGATE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default RCSGATE_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API processes.")] = 1,
+) -> None:
+    """Run only the HTTP API (scaled mode: pair with `rcsgate worker` processes)."""
+    import uvicorn
+
+    from rcsgate.api.app import create_app
+
+    settings = load_settings()
+    bind_host, bind_port = host or settings.host, port or settings.port
+    _preflight(settings, listen=(bind_host, bind_port))
+    bind = {"host": bind_host, "port": bind_port, "log_config": None, "access_log": False}
+    if workers == 1:
+        application = create_app(settings)
+        tune_for_service()
+        uvicorn.run(application, **bind)  # type: ignore[arg-type]
+    else:
+        uvicorn.run("rcsgate.api.app:app_from_env", factory=True, workers=workers, **bind)  # type: ignore[arg-type]
+
+
+def worker() -> None:
+    """Run only the background workers (dispatcher, simulator, webhook sender); stops cleanly on SIGTERM."""
+    from rcsgate.dispatch.runner import run_until_stopped
+    from rcsgate.dispatch.runtime import Runtime
+    from rcsgate.logging_setup import configure_logging
+
+    settings = load_settings()
+    _preflight(settings, lock=True)
+    configure_logging(settings.log_level)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        db = Database.from_url(settings.database_url)
+        try:
+            runtime = Runtime.build(settings=settings, db=db, clock=SystemClock(), signals=Signals(db))
+            tune_for_service()
+            await run_until_stopped(stop, runtime.loops())
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+
+
+def simulator(
+    report_url: Annotated[
+        str,
+        typer.Option(
+            help="Where to POST signed report batches: rcsgate's "
+            "http://HOST:PORT/api/upstream/simulator/events."
+        ),
+    ],
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 9090,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RCSGATE_UPSTREAM_SECRET",
+            show_envvar=True,
+            help="Shared secret that signs the reports (at least 16 characters).",
+        ),
+    ] = None,
+    profile: Annotated[str, typer.Option(help="deterministic or realistic.")] = "deterministic",
+    seed: Annotated[int, typer.Option(help="Seed of the realistic profile.")] = 0,
+    zero_latency: Annotated[
+        bool, typer.Option("--zero-latency", help="Reports as fast as possible.")
+    ] = False,
+    sent_latency: Annotated[float, typer.Option(min=0, help="Seconds before the handset is reached.")] = 0.05,
+    delivered_latency: Annotated[float, typer.Option(min=0, help="Then seconds to delivered.")] = 0.2,
+    read_latency: Annotated[float, typer.Option(min=0, help="Then seconds to read.")] = 1.0,
+    click_latency: Annotated[float, typer.Option(min=0, help="Then seconds to the click (9994).")] = 0.5,
+    error_rate: Annotated[float, typer.Option(min=0, max=1, help="Fault: answer 503, unprocessed.")] = 0.0,
+    reset_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Fault: reset the connection, unprocessed.")
+    ] = 0.0,
+    timeout_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Fault: process the submit, then never answer.")
+    ] = 0.0,
+    blackhole_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Fault: never answer, unprocessed.")
+    ] = 0.0,
+    slow_rate: Annotated[float, typer.Option(min=0, max=1, help="Fault: answer after --slow-seconds.")] = 0.0,
+    slow_seconds: Annotated[float, typer.Option(min=0, help="Delay of a slow answer.")] = 2.0,
+    hang_seconds: Annotated[
+        float, typer.Option(min=0.001, help="How long a timeout or black hole holds the connection.")
+    ] = 30.0,
+    fault_seed: Annotated[int, typer.Option(help="Seed of the fault draws.")] = 0,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
+) -> None:
+    """Run the simulated upstream as a service of its own, with fault injection (docs/simulator.md).
+
+    Point rcsgate at it with RCSGATE_UPSTREAM_URL=http://HOST:PORT and the same RCSGATE_UPSTREAM_SECRET."""
+    from pydantic import ValidationError
+
+    from rcsgate.connectors import simulator_service as service
+
+    if not secret:
+        raise fail("a shared secret is needed: --secret or RCSGATE_UPSTREAM_SECRET")
+    if profile not in ("deterministic", "realistic"):
+        raise fail("--profile must be deterministic or realistic")
+    try:
+        faults = service.FaultConfig(
+            error_rate=error_rate,
+            reset_rate=reset_rate,
+            timeout_rate=timeout_rate,
+            blackhole_rate=blackhole_rate,
+            slow_rate=slow_rate,
+            slow_seconds=slow_seconds,
+            hang_seconds=hang_seconds,
+            seed=fault_seed,
+        )
+    except ValidationError as exc:
+        raise fail(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from exc
+    options = service.ServiceOptions(
+        report_url=report_url,
+        secret=secret,
+        host=host,
+        port=port,
+        sent_latency=sent_latency,
+        delivered_latency=delivered_latency,
+        read_latency=read_latency,
+        click_latency=click_latency,
+        profile="realistic" if profile == "realistic" else "deterministic",
+        seed=seed,
+        zero_latency=zero_latency,
+        faults=faults,
+    )
+    try:
+        options.check()
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    startup.check_port(host, port)
+    typer.echo(f"rcsgate simulator on http://{host}:{port}, reports to {report_url}", err=True)
+    service.run(options, log_level=log_level.upper())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest revision (safe to run again)."""
+    from rcsgate.store.migrate import head_revision, upgrade
+
+    settings = load_settings()
+    startup.check_database_files(settings, lock=False)
+    try:
+        upgrade(settings.database_url)
+    except OSError as exc:
+        raise fail(os_error(exc)) from exc
+    except DBAPIError as exc:
+        raise fail(database_error(exc, settings.database_url)) from exc
+    typer.echo(f"database at revision {head_revision()}", err=True)

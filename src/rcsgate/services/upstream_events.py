@@ -1,0 +1,261 @@
+"""Events an upstream pushes to us (Google RBM's webhook), applied exactly once.
+
+Each event is stored under the upstream's own id (``upstream_events``) in the transaction that
+applies it, and the HTTP answer goes out only after that commit: Google retries anything it did
+not get a 200 for (for 7 days), so nothing is lost, and a redelivered event finds its id taken
+and changes nothing. Delivery, read and revocation events are reports on our messages; a tap on a
+suggestion is a click webhook with the customer's own postback; user replies (text, location,
+file) are posted to the account as ``inbound`` webhooks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rcsgate.clock import Clock
+from rcsgate.connectors.base import ClickReport, Report, StatusReport
+from rcsgate.connectors.rbm import events as rbm_events
+from rcsgate.connectors.rbm import protocol
+from rcsgate.connectors.rbm.content import suggestion_of
+from rcsgate.connectors.rbm.settings import RbmSettings
+from rcsgate.domain.records import ConnectorRecord
+from rcsgate.logging_setup import get_logger
+from rcsgate.services import dispatching
+from rcsgate.services.lifecycle import Msg, enqueue_inbound_webhook, unit_of_work
+from rcsgate.store import connectors as connector_store
+from rcsgate.store.db import Database
+from rcsgate.store.tables import messages, rcs_agents
+
+log = get_logger("rcsgate.upstream_events")
+
+# Connectors are read at most this often per process for their tokens and salts.
+_CACHE_SECONDS: Final = 2.0
+_cache: weakref.WeakKeyDictionary[Database, dict[str, tuple[float, ConnectorRecord | None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _connector(db: Database, name: str) -> ConnectorRecord | None:
+    cached = _cache.setdefault(db, {})
+    hit = cached.get(name)
+    if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
+        return hit[1]
+    async with db.read() as conn:
+        record = await connector_store.get_by_name(conn, name)
+    cached[name] = (time.monotonic(), record)
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: str
+    media_type: Literal["application/json", "text/plain"] = "application/json"
+    changed: int = 0
+
+
+def _json(status: int, message: str, **extra: Any) -> Answer:
+    return Answer(status, json.dumps({"message": message, **extra}))
+
+
+async def rbm_push(db: Database, clock: Clock, *, name: str, body: bytes, signature: str | None) -> Answer:
+    """Handle one POST from Google to ``/api/upstream/rbm/{name}``."""
+    record = await _connector(db, name)
+    if record is None or record.kind != "rbm":
+        return _json(404, "Not found.")
+    settings = RbmSettings.of(record.config, record.secrets)
+    token = settings.webhook_token or ""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return _json(400, "The body is not JSON.")
+    if (
+        isinstance(parsed, dict)
+        and "clientToken" in parsed
+        and "secret" in parsed
+        and "message" not in parsed
+    ):
+        # Google's validation handshake: prove we hold the client token by echoing the secret.
+        offered = parsed.get("clientToken")
+        if not token or not isinstance(offered, str) or not hmac.compare_digest(offered, token):
+            return _json(401, "Unknown client token.")
+        return Answer(200, str(parsed.get("secret", "")), "text/plain")
+    data = protocol.open_envelope(parsed)
+    if data is None:
+        return _json(400, "Not a push envelope: message.data is missing or not base64.")
+    if not token:
+        log.warning("rbm_event_refused", connector=name, why="no webhook token configured")
+        return _json(401, "The connector has no webhook token, so no event can be verified.")
+    if not protocol.signature_ok(token, data, signature):
+        log.warning("rbm_event_refused", connector=name, why="bad signature")
+        return _json(401, "Invalid signature.")
+    try:
+        event = rbm_events.decode_event(data)
+    except ValueError as exc:
+        return _json(400, str(exc)[:300])
+    key = event.dedupe_key
+    if isinstance(event, rbm_events.Ignored) or key is None:
+        log.info("rbm_event_ignored", connector=name, kind=getattr(event, "kind", type(event).__name__))
+        return _json(200, "ignored")
+    async with db.write() as conn:
+        changed = await _apply(conn, clock, record, settings, event, key, data, lock=not db.is_sqlite)
+    return Answer(200, json.dumps({"message": "ok", "changed": changed}), changed=changed)
+
+
+async def _apply(
+    conn: AsyncConnection,
+    clock: Clock,
+    record: ConnectorRecord,
+    settings: RbmSettings,
+    event: rbm_events.Event,
+    key: str,
+    data: bytes,
+    *,
+    lock: bool,
+) -> int:
+    now = clock.now()
+    at = getattr(event, "at", None) or now
+    phone = getattr(event, "phone", None)
+    report: Report | None = None
+    message_id: int | None = None
+    reply_to: Msg | None = None
+    kind = type(event).__name__.lower()
+    match event:
+        case rbm_events.Delivered() | rbm_events.Read() | rbm_events.Revoked() | rbm_events.RevokeFailed():
+            message_id = protocol.message_id_of(settings.salt, event.message_uuid)
+            if message_id is not None and not isinstance(event, rbm_events.RevokeFailed):
+                status: Literal["delivered", "read", "expired"] = (
+                    "delivered"
+                    if isinstance(event, rbm_events.Delivered)
+                    else "read"
+                    if isinstance(event, rbm_events.Read)
+                    else "expired"
+                )
+                report = StatusReport(message_id, status, at)
+        case rbm_events.Tap():
+            tapped = protocol.parse_postback(event.postback_data)
+            if tapped is not None:
+                message_id, card, index = tapped
+                content = await _content(conn, message_id, record.name, phone)
+                suggestion = suggestion_of(content, card, index) if content is not None else None
+                if suggestion is not None:
+                    report = ClickReport(message_id, suggestion[0], suggestion[1], at)
+            if report is None:
+                kind = "usertext"  # a tap we cannot place: keep it as what the user said
+        case _:
+            pass
+    account_id: int | None = None
+    message_event = isinstance(
+        event, rbm_events.Delivered | rbm_events.Read | rbm_events.Revoked | rbm_events.RevokeFailed
+    )
+    if report is None and not message_event:
+        reply_to = await _last_message_to(conn, record.name, phone)
+        account_id = (
+            int(reply_to.account_id) if reply_to is not None else await _only_account(conn, record.id)
+        )
+    event_row = await connector_store.keep_event(
+        conn,
+        connector_id=record.id,
+        event_key=key[:128],
+        kind=kind[:16],
+        account_id=account_id,
+        message_id=message_id if report is not None else (int(reply_to.id) if reply_to is not None else None),
+        phone=phone[:15] if phone else None,
+        payload=data.decode("utf-8", "replace"),
+        received_at=now,
+    )
+    if event_row is None:
+        return 0  # applied before: Google redelivered it
+    if report is not None:
+        # The message is ours and this connector's: the salt in Google's messageId (or the checks on
+        # a tap's message) says so. Not its `upstream` column: an event may overtake the submit's
+        # answer, and then that is not written yet.
+        applied = await dispatching.record_in(conn, clock, reports=[report], lock=lock)
+        return applied.changed
+    if account_id is None or phone is None:
+        return 0
+    async with unit_of_work(conn) as unit:
+        await enqueue_inbound_webhook(
+            unit,
+            account_id=account_id,
+            event_id=event_row,
+            channel="rcs",
+            phone=phone,
+            sender=await _agent_name(conn, reply_to),
+            text=getattr(event, "text", None),
+            location=(
+                {"latitude": event.latitude, "longitude": event.longitude}
+                if isinstance(event, rbm_events.UserLocation)
+                else None
+            ),
+            file=(
+                {"mime_type": event.mime_type, "uri": event.uri, "name": event.name, "size": event.size}
+                if isinstance(event, rbm_events.UserFile)
+                else None
+            ),
+            reply_to=reply_to,
+            at=at,
+            now=now,
+        )
+    return 1
+
+
+async def _content(
+    conn: AsyncConnection, message_id: int, upstream: str, phone: str | None
+) -> dict[str, Any] | None:
+    """The stored content of our message a tap names, if it went through this connector to this phone."""
+    row = (
+        await conn.execute(
+            select(messages.c.content, messages.c.phone).where(
+                messages.c.id == message_id, messages.c.upstream == upstream
+            )
+        )
+    ).first()
+    if row is None or (phone is not None and row.phone != phone):
+        return None
+    content = json.loads(row.content)
+    return content if isinstance(content, dict) else None
+
+
+async def _last_message_to(conn: AsyncConnection, upstream: str, phone: str | None) -> Msg | None:
+    if phone is None:
+        return None
+    row = (
+        await conn.execute(
+            select(
+                messages.c.id,
+                messages.c.account_id,
+                messages.c.agent_id,
+                messages.c.reference_id,
+                messages.c.callback_url,
+            )
+            .where(
+                messages.c.account_id.is_not(None), messages.c.phone == phone, messages.c.upstream == upstream
+            )
+            .order_by(messages.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return Msg(dict(row._mapping)) if row is not None else None
+
+
+async def _only_account(conn: AsyncConnection, connector_id: int) -> int | None:
+    """With no message to that phone yet, a reply belongs to the account whose agents use the
+    connector, if only one account does."""
+    accounts = await connector_store.accounts_routed_to(conn, connector_id)
+    return accounts[0] if len(accounts) == 1 else None
+
+
+async def _agent_name(conn: AsyncConnection, reply_to: Msg | None) -> str | None:
+    if reply_to is None or reply_to.get("agent_id") is None:
+        return None
+    row = (await conn.execute(select(rcs_agents.c.name).where(rcs_agents.c.id == reply_to.agent_id))).first()
+    return str(row.name) if row else None

@@ -1,0 +1,147 @@
+"""Queries on configured connectors, the agents and senders routed to them, and upstream events."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rcsgate.domain.records import ConnectorRecord
+from rcsgate.store.tables import connectors, rcs_agents, sms_senders, upstream_events
+
+
+def _record(row: Any) -> ConnectorRecord:
+    return ConnectorRecord(
+        id=int(row.id),
+        name=row.name,
+        kind=row.kind,
+        config=json.loads(row.config),
+        secrets=json.loads(row.secrets),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def insert_connector(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    kind: str,
+    config: dict[str, Any],
+    secrets: dict[str, Any],
+    now: datetime,
+) -> int:
+    result = await conn.execute(
+        insert(connectors)
+        .values(
+            name=name,
+            kind=kind,
+            config=json.dumps(config, sort_keys=True),
+            secrets=json.dumps(secrets, sort_keys=True),
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(connectors.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def get_by_name(conn: AsyncConnection, name: str) -> ConnectorRecord | None:
+    row = (await conn.execute(select(connectors).where(connectors.c.name == name))).first()
+    return _record(row) if row else None
+
+
+async def list_all(conn: AsyncConnection) -> list[ConnectorRecord]:
+    return [_record(r) for r in await conn.execute(select(connectors).order_by(connectors.c.name))]
+
+
+async def fingerprint(conn: AsyncConnection) -> list[tuple[int, str, datetime]]:
+    """What changes when any connector does: a cheap look before reloading them all."""
+    rows = await conn.execute(select(connectors.c.id, connectors.c.name, connectors.c.updated_at))
+    return sorted((int(r.id), r.name, r.updated_at) for r in rows)
+
+
+async def delete_connector(conn: AsyncConnection, connector_id: int) -> None:
+    await conn.execute(delete(connectors).where(connectors.c.id == connector_id))
+
+
+async def users_of(conn: AsyncConnection, connector_id: int) -> tuple[list[int], list[int]]:
+    """Ids of the agents and the senders routed to the connector."""
+    agents = await conn.execute(
+        select(rcs_agents.c.id).where(rcs_agents.c.connector_id == connector_id).order_by(rcs_agents.c.id)
+    )
+    senders = await conn.execute(
+        select(sms_senders.c.id).where(sms_senders.c.connector_id == connector_id).order_by(sms_senders.c.id)
+    )
+    return [int(r.id) for r in agents], [int(r.id) for r in senders]
+
+
+async def set_agent_connector(conn: AsyncConnection, agent_id: int, connector_id: int | None) -> bool:
+    result = await conn.execute(
+        update(rcs_agents).where(rcs_agents.c.id == agent_id).values(connector_id=connector_id)
+    )
+    return result.rowcount == 1
+
+
+async def agent_routes(conn: AsyncConnection) -> dict[int, str]:
+    """Agent id → connector name, for the agents routed to a connector (the rest use the simulator)."""
+    rows = await conn.execute(
+        select(rcs_agents.c.id, connectors.c.name).join(
+            connectors, connectors.c.id == rcs_agents.c.connector_id
+        )
+    )
+    return {int(r.id): r.name for r in rows}
+
+
+async def agent_connector_kinds(conn: AsyncConnection, agent_ids: list[int]) -> dict[int, str]:
+    """Agent id → the kind of the connector it is routed to (absent: the simulator)."""
+    if not agent_ids:
+        return {}
+    rows = await conn.execute(
+        select(rcs_agents.c.id, connectors.c.kind)
+        .join(connectors, connectors.c.id == rcs_agents.c.connector_id)
+        .where(rcs_agents.c.id.in_(agent_ids))
+    )
+    return {int(r.id): r.kind for r in rows}
+
+
+async def agent_connector_names(conn: AsyncConnection, agent_ids: list[int]) -> dict[int, str]:
+    if not agent_ids:
+        return {}
+    rows = await conn.execute(
+        select(rcs_agents.c.id, connectors.c.name)
+        .join(connectors, connectors.c.id == rcs_agents.c.connector_id)
+        .where(rcs_agents.c.id.in_(agent_ids))
+    )
+    return {int(r.id): r.name for r in rows}
+
+
+async def accounts_routed_to(conn: AsyncConnection, connector_id: int) -> list[int]:
+    rows = await conn.execute(
+        select(rcs_agents.c.account_id).where(rcs_agents.c.connector_id == connector_id).distinct()
+    )
+    return sorted(int(r.account_id) for r in rows)
+
+
+async def keep_event(conn: AsyncConnection, **values: Any) -> int | None:
+    """Store an upstream event under its key; its row id, or None when the key was already kept."""
+    if conn.dialect.name == "postgresql":
+        query: Any = (
+            pg_insert(upstream_events)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["connector_id", "event_key"])
+        )
+    else:
+        query = (
+            sqlite_insert(upstream_events)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["connector_id", "event_key"])
+        )
+    result = await conn.execute(query.returning(upstream_events.c.id))
+    row = result.first()
+    return int(row.id) if row else None
