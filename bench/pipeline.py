@@ -69,8 +69,10 @@ async def run_baseline(stack: Stack, receiver: Receiver, args: argparse.Namespac
 
 
 async def run_rcsgate(
-    stack: Stack, receiver: Receiver, args: argparse.Namespace, api_key: str
+    stack: Stack, receiver: Receiver, args: argparse.Namespace, api_key: str, *, first_number: int = 0
 ) -> dict[str, Any]:
+    """One run of rcsgate's pipeline; ``first_number`` shifts the recipients, so a second run in the
+    same installation sends other numbers (and other request bodies)."""
     procs: list[Proc] = []
     workers: list[Proc] = []
     if stack.kind == "sqlite":
@@ -97,7 +99,9 @@ async def run_rcsgate(
                 size = min(args.campaign_size, args.messages - offset)
                 body = json.dumps(
                     {
-                        "phones": [{"number": harness.ua_number(offset + i)} for i in range(size)],
+                        "phones": [
+                            {"number": harness.ua_number(first_number + offset + i)} for i in range(size)
+                        ],
                         "sender": "demo_agent",
                         "options": {"text": "Benchmark"},
                     }

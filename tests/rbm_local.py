@@ -63,6 +63,11 @@ class RbmThread:
         async def stop() -> None:
             if self._runner is not None:
                 await self._runner.cleanup()
+            # Handlers still holding a slow answer: end them here rather than leave them pending.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         self.call(stop)
         self.loop.call_soon_threadsafe(self.loop.stop)

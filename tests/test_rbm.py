@@ -277,9 +277,9 @@ def test_forged_unsigned_and_replayed_events_change_nothing_more(rbm_setup) -> N
         assert c.post("/api/upstream/rbm/rbm1", json=forged, headers={protocol.SIGNATURE_HEADER: sig}).status_code == 401
     assert api.message(mid)["status"] == "sent"
     first = _push(srv, event)
-    assert first.status_code == 200 and first.json()["changed"] == 1
+    assert first.status_code == 200 and first.json()["new"] is True
     again = _push(srv, event)
-    assert again.status_code == 200 and again.json()["changed"] == 0
+    assert again.status_code == 200 and again.json()["new"] is False
     assert api.message(mid)["status"] == "delivered"
     eventually(lambda: [b["status"] for b in receiver.bodies() if b.get("id") == mid] == ["sent", "delivered"])
     assert srv.call(lambda db: _charges(db, mid)) == 1

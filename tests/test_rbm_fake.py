@@ -697,7 +697,8 @@ def test_event_script_per_suffix() -> None:
 
 def test_pushes_are_retried_until_the_webhook_answers_200() -> None:
     async def main() -> None:
-        async with harness() as h:
+        # One push in flight at a time: then the order is the queue's.
+        async with harness(push_concurrency=1) as h:
             h.receiver.fail_next = 3
             first, second = str(uuid.uuid4()), str(uuid.uuid4())
             assert (await h.send(message_id=first)).status_code == 200

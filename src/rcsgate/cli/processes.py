@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -101,12 +102,12 @@ def worker() -> None:
 
 def simulator(
     report_url: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Where to POST signed report batches: rcsgate's "
-            "http://HOST:PORT/api/upstream/simulator/events."
+            "http://HOST:PORT/api/upstream/simulator/events (not needed with --rbm alone)."
         ),
-    ],
+    ] = None,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 9090,
     secret: Annotated[
@@ -142,6 +143,33 @@ def simulator(
         float, typer.Option(min=0.001, help="How long a timeout or black hole holds the connection.")
     ] = 30.0,
     fault_seed: Annotated[int, typer.Option(help="Seed of the fault draws.")] = 0,
+    rbm: Annotated[
+        bool, typer.Option("--rbm", help="Also serve a local Google RBM (docs/connectors/rbm.md).")
+    ] = False,
+    rbm_webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the local RBM pushes Google's events: http://HOST:PORT/api/upstream/rbm/NAME."
+        ),
+    ] = None,
+    rbm_client_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RCSGATE_RBM_CLIENT_TOKEN",
+            show_envvar=True,
+            help="The client token the local RBM signs events with (the connector's --webhook-token).",
+        ),
+    ] = None,
+    rbm_key_out: Annotated[
+        Path | None,
+        typer.Option(help="Write a service-account key for the local RBM here (for connectors add-rbm)."),
+    ] = None,
+    rbm_key: Annotated[
+        list[Path] | None, typer.Option(help="A service-account key file the local RBM accepts (repeatable).")
+    ] = None,
+    rbm_push_concurrency: Annotated[
+        int, typer.Option(min=1, max=1000, help="Events the local RBM pushes at once (in flight).")
+    ] = 8,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
 ) -> None:
     """Run the simulated upstream as a service of its own, with fault injection (docs/simulator.md).
@@ -151,7 +179,9 @@ def simulator(
 
     from rcsgate.connectors import simulator_service as service
 
-    if not secret:
+    if report_url is None and not rbm:
+        raise fail("--report-url is needed (or --rbm for the local RBM alone)")
+    if report_url is not None and not secret:
         raise fail("a shared secret is needed: --secret or RCSGATE_UPSTREAM_SECRET")
     if profile not in ("deterministic", "realistic"):
         raise fail("--profile must be deterministic or realistic")
@@ -181,13 +211,21 @@ def simulator(
         seed=seed,
         zero_latency=zero_latency,
         faults=faults,
+        rbm=rbm,
+        rbm_webhook_url=rbm_webhook_url,
+        rbm_client_token=rbm_client_token,
+        rbm_key_files=tuple(rbm_key or ()),
+        rbm_key_out=rbm_key_out,
+        rbm_push_concurrency=rbm_push_concurrency,
     )
     try:
         options.check()
     except ValueError as exc:
         raise fail(str(exc)) from exc
     startup.check_port(host, port)
-    typer.echo(f"rcsgate simulator on http://{host}:{port}, reports to {report_url}", err=True)
+    where = f"reports to {report_url}" if report_url else "no simulator reports"
+    rbm_line = f"; local RBM: http://{host}:{port}/v1" if rbm else ""
+    typer.echo(f"rcsgate simulator on http://{host}:{port}, {where}{rbm_line}", err=True)
     service.run(options, log_level=log_level.upper())
 
 

@@ -45,6 +45,7 @@ from rcsgate.connectors.simulation import (
     ReportQueue,
     SimulatedUpstream,
 )
+from rcsgate.domain.errors import StorageFull
 from rcsgate.logging_setup import get_logger
 
 __all__ = [
@@ -192,10 +193,13 @@ class SimulatorConnector:
         while batch := self._reports.pop_due(now, _BATCH):
             try:
                 await sink([item.report for item in batch])
-            except Exception:
+            except Exception as exc:
+                # A full database is no fault of the reports: they are kept however long it lasts.
+                full = isinstance(exc, StorageFull)
                 kept: list[Pending] = []
                 for item in batch:
-                    item.attempts += 1
+                    if not full:
+                        item.attempts += 1
                     if item.attempts >= MAX_SINK_ATTEMPTS:
                         log.error(
                             "simulator_report_dropped",
@@ -208,6 +212,9 @@ class SimulatorConnector:
                     kept.append(item)
                 # Back at their old places, (due, seq) unchanged: nothing behind them overtakes them.
                 self._reports.requeue(kept)
+                if full:
+                    await asyncio.sleep(1.0)  # the database says it (once); try again in a second
+                    return
                 log.warning("simulator_sink_failed", reports=len(batch), exc_info=True)
                 return  # the rest waits one tick
             await asyncio.sleep(0)

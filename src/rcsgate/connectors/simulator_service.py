@@ -150,8 +150,10 @@ class Attempt:
 
 @dataclass
 class ServiceOptions:
-    report_url: str
-    secret: str
+    # Where the simulator API's reports go, signed with ``secret``; None with ``rbm`` alone (a
+    # local RBM for the RBM connector, nobody using the simulator's own API).
+    report_url: str | None
+    secret: str | None
     host: str = "127.0.0.1"
     port: int = 9090
     sent_latency: float = 0.05
@@ -178,12 +180,17 @@ class ServiceOptions:
     rbm_token_uri: str | None = None
     # What a repeated messageId gets: 200 with the first answer (default) or 409 ALREADY_EXISTS.
     rbm_duplicate_status: int = 200
+    # Events in flight to the webhook at once (Pub/Sub push keeps several outstanding).
+    rbm_push_concurrency: int = 8
 
     def check(self) -> None:
         """Raise ValueError for options the service cannot work with."""
-        if not self.report_url.startswith(("http://", "https://")):
-            raise ValueError("the report URL must be an http:// or https:// URL")
-        sign_reports(self.secret, b"{}")  # refuses a short secret now, not at the first push
+        if self.report_url is None and not self.rbm:
+            raise ValueError("a report URL is needed (or the local RBM alone: rbm)")
+        if self.report_url is not None:
+            if not self.report_url.startswith(("http://", "https://")):
+                raise ValueError("the report URL must be an http:// or https:// URL")
+            sign_reports(self.secret or "", b"{}")  # refuses a short secret now, not at the first push
         if not self.rbm:
             return
         for url in (self.rbm_webhook_url, self.rbm_token_uri):
@@ -382,9 +389,11 @@ class SimulatorService:
         return body
 
     async def _post(self, session: aiohttp.ClientSession, body: bytes) -> str | None:
-        headers = sign_reports(self.options.secret, body)
+        url = self.options.report_url
+        assert url is not None  # push_reports runs only with a report URL
+        headers = sign_reports(self.options.secret or "", body)
         try:
-            async with session.post(self.options.report_url, data=body, headers=headers) as response:
+            async with session.post(url, data=body, headers=headers) as response:
                 await response.read()
                 if 200 <= response.status < 300:
                     return None
@@ -411,6 +420,7 @@ def _local_rbm(options: ServiceOptions, clock: Clock) -> LocalRbm:
         zero_latency=options.zero_latency,
         duplicate_status=409 if options.rbm_duplicate_status == 409 else 200,
         push_timeout=options.report_timeout,
+        push_concurrency=options.rbm_push_concurrency,
     )
     for path in options.rbm_key_files:
         try:
@@ -468,7 +478,8 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     rbm = service.rbm
     try:
         await web.TCPSite(runner, options.host, options.port).start()
-        pusher = asyncio.create_task(service.push_reports(), name="simulator-report-push")
+        if options.report_url is not None:
+            pusher = asyncio.create_task(service.push_reports(), name="simulator-report-push")
         if rbm is not None:
             if options.rbm_key_out is not None:
                 _write_rbm_key(rbm, options, options.rbm_key_out, runner.addresses[0][1])

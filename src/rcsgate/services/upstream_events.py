@@ -10,11 +10,13 @@ file) are posted to the account as ``inbound`` webhooks.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
 import weakref
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final, Literal
 
 from sqlalchemy import select
@@ -105,107 +107,209 @@ async def rbm_push(db: Database, clock: Clock, *, name: str, body: bytes, signat
     if isinstance(event, rbm_events.Ignored) or key is None:
         log.info("rbm_event_ignored", connector=name, kind=getattr(event, "kind", type(event).__name__))
         return _json(200, "ignored")
-    async with db.write() as conn:
-        changed = await _apply(conn, clock, record, settings, event, key, data, lock=not db.is_sqlite)
-    return Answer(200, json.dumps({"message": "ok", "changed": changed}), changed=changed)
+    new, applied = await _batcher(db, clock).apply(_Event(record, settings, event, key, data))
+    return Answer(200, json.dumps({"message": "ok", "new": new}), changed=applied.changed + applied.fallbacks)
 
 
-async def _apply(
-    conn: AsyncConnection,
-    clock: Clock,
-    record: ConnectorRecord,
-    settings: RbmSettings,
-    event: rbm_events.Event,
-    key: str,
-    data: bytes,
-    *,
-    lock: bool,
-) -> int:
+@dataclass(slots=True)
+class _Event:
+    record: ConnectorRecord
+    settings: RbmSettings
+    event: rbm_events.Event
+    key: str
+    data: bytes
+
+
+@dataclass(slots=True)
+class _Waiting:
+    item: _Event
+    done: asyncio.Future[tuple[bool, dispatching.Applied]]
+
+
+class _EventBatcher:
+    """Events from concurrent pushes, applied together: Google (and the local RBM) keep several
+    pushes in flight, and one transaction for what has queued costs far less than one each. Every
+    push is answered only after the transaction holding its event has committed; if it fails, every
+    push of the batch gets the error (a 5xx: Google pushes them again)."""
+
+    MAX_BATCH = 500
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._queue: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def apply(self, item: _Event) -> tuple[bool, dispatching.Applied]:
+        waiting = _Waiting(item, asyncio.get_running_loop().create_future())
+        self._queue.append(waiting)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="rbm-event-batcher")
+        return await asyncio.shield(waiting.done)
+
+    async def _write_all(self) -> None:
+        while self._queue:
+            await asyncio.sleep(0)  # let pushes already read hand theirs in
+            batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
+            try:
+                async with self.db.write() as conn:
+                    new, applied = await _apply_batch(
+                        conn, self.clock, [w.item for w in batch], lock=not self.db.is_sqlite
+                    )
+            except Exception as exc:
+                for waiting in batch:
+                    if not waiting.done.done():
+                        waiting.done.set_exception(exc)
+                continue
+            for waiting, fresh in zip(batch, new, strict=True):
+                if not waiting.done.done():
+                    waiting.done.set_result((fresh, applied))
+
+
+_batchers: weakref.WeakKeyDictionary[Database, _EventBatcher] = weakref.WeakKeyDictionary()
+
+
+def _batcher(db: Database, clock: Clock) -> _EventBatcher:
+    batcher = _batchers.get(db)
+    if batcher is None:
+        batcher = _batchers[db] = _EventBatcher(db, clock)
+    return batcher
+
+
+@dataclass(slots=True)
+class _Inbound:
+    item: _Event
+    account_id: int
+    event_row: int
+    phone: str
+    reply_to: Msg | None
+    at: datetime
+
+
+async def _apply_batch(
+    conn: AsyncConnection, clock: Clock, items: list[_Event], *, lock: bool
+) -> tuple[list[bool], dispatching.Applied]:
+    """Keep each event under its key and apply the new ones: their reports as one set of moves, their
+    replies as inbound webhooks. Which events were new, and what the reports changed."""
     now = clock.now()
-    at = getattr(event, "at", None) or now
-    phone = getattr(event, "phone", None)
-    report: Report | None = None
-    message_id: int | None = None
-    reply_to: Msg | None = None
-    kind = type(event).__name__.lower()
-    match event:
-        case rbm_events.Delivered() | rbm_events.Read() | rbm_events.Revoked() | rbm_events.RevokeFailed():
-            message_id = protocol.message_id_of(settings.salt, event.message_uuid)
-            if message_id is not None and not isinstance(event, rbm_events.RevokeFailed):
-                status: Literal["delivered", "read", "expired"] = (
-                    "delivered"
-                    if isinstance(event, rbm_events.Delivered)
-                    else "read"
-                    if isinstance(event, rbm_events.Read)
-                    else "expired"
+    reports: list[Report] = []
+    inbound: list[_Inbound] = []
+    new: list[bool] = []
+    seen: set[tuple[int, str]] = set()
+    for item in items:
+        mark = (item.record.id, item.key)
+        if mark in seen:  # the same event twice in one batch
+            new.append(False)
+            continue
+        seen.add(mark)
+        event = item.event
+        at = getattr(event, "at", None) or now
+        phone = getattr(event, "phone", None)
+        report = await _report_of(conn, item, now)
+        reply_to: Msg | None = None
+        account_id: int | None = None
+        message_event = isinstance(
+            event, rbm_events.Delivered | rbm_events.Read | rbm_events.Revoked | rbm_events.RevokeFailed
+        )
+        kind = type(event).__name__.lower()
+        if report is None and not message_event:
+            kind = "usertext" if isinstance(event, rbm_events.Tap) else kind  # a tap we cannot place
+            reply_to = await _last_message_to(conn, item.record.name, phone)
+            account_id = (
+                int(reply_to.account_id)
+                if reply_to is not None
+                else await _only_account(conn, item.record.id)
+            )
+        message_id = (
+            report.message_id if report is not None else (int(reply_to.id) if reply_to is not None else None)
+        )
+        if message_id is None and message_event:
+            message_id = protocol.message_id_of(item.settings.salt, event.message_uuid)  # type: ignore[union-attr]
+        event_row = await connector_store.keep_event(
+            conn,
+            connector_id=item.record.id,
+            event_key=item.key[:128],
+            kind=kind[:16],
+            account_id=account_id,
+            message_id=message_id,
+            phone=phone[:15] if phone else None,
+            payload=item.data.decode("utf-8", "replace"),
+            received_at=now,
+        )
+        new.append(event_row is not None)
+        if event_row is None:
+            continue  # applied before: Google redelivered it
+        if report is not None:
+            reports.append(report)
+        elif account_id is not None and phone is not None:
+            inbound.append(_Inbound(item, account_id, event_row, phone, reply_to, at))
+    # The messages are ours and these connectors': the salt in Google's messageId (or the checks on a
+    # tap's message) says so. Not their `upstream` column: an event may overtake the submit's
+    # answer, and then that is not written yet.
+    applied = await dispatching.record_in(conn, clock, reports=reports, lock=lock)
+    if inbound:
+        async with unit_of_work(conn) as unit:
+            for reply in inbound:
+                event = reply.item.event
+                await enqueue_inbound_webhook(
+                    unit,
+                    account_id=reply.account_id,
+                    event_id=reply.event_row,
+                    channel="rcs",
+                    phone=reply.phone,
+                    sender=await _agent_name(conn, reply.reply_to),
+                    text=getattr(event, "text", None),
+                    location=(
+                        {"latitude": event.latitude, "longitude": event.longitude}
+                        if isinstance(event, rbm_events.UserLocation)
+                        else None
+                    ),
+                    file=(
+                        {
+                            "mime_type": event.mime_type,
+                            "uri": event.uri,
+                            "name": event.name,
+                            "size": event.size,
+                        }
+                        if isinstance(event, rbm_events.UserFile)
+                        else None
+                    ),
+                    reply_to=reply.reply_to,
+                    at=reply.at,
+                    now=now,
                 )
-                report = StatusReport(message_id, status, at)
+    return new, applied
+
+
+async def _report_of(conn: AsyncConnection, item: _Event, now: datetime) -> Report | None:
+    """The report an event makes on one of our messages (None: not about one we can place)."""
+    event = item.event
+    at = getattr(event, "at", None) or now
+    match event:
+        case rbm_events.Delivered() | rbm_events.Read() | rbm_events.Revoked():
+            message_id = protocol.message_id_of(item.settings.salt, event.message_uuid)
+            if message_id is None:
+                return None
+            status: Literal["delivered", "read", "expired"] = (
+                "delivered"
+                if isinstance(event, rbm_events.Delivered)
+                else "read"
+                if isinstance(event, rbm_events.Read)
+                else "expired"
+            )
+            return StatusReport(message_id, status, at)
         case rbm_events.Tap():
             tapped = protocol.parse_postback(event.postback_data)
-            if tapped is not None:
-                message_id, card, index = tapped
-                content = await _content(conn, message_id, record.name, phone)
-                suggestion = suggestion_of(content, card, index) if content is not None else None
-                if suggestion is not None:
-                    report = ClickReport(message_id, suggestion[0], suggestion[1], at)
-            if report is None:
-                kind = "usertext"  # a tap we cannot place: keep it as what the user said
+            if tapped is None:
+                return None
+            message_id, card, index = tapped
+            content = await _content(conn, message_id, item.record.name, event.phone)
+            suggestion = suggestion_of(content, card, index) if content is not None else None
+            if suggestion is None:
+                return None
+            return ClickReport(message_id, suggestion[0], suggestion[1], at)
         case _:
-            pass
-    account_id: int | None = None
-    message_event = isinstance(
-        event, rbm_events.Delivered | rbm_events.Read | rbm_events.Revoked | rbm_events.RevokeFailed
-    )
-    if report is None and not message_event:
-        reply_to = await _last_message_to(conn, record.name, phone)
-        account_id = (
-            int(reply_to.account_id) if reply_to is not None else await _only_account(conn, record.id)
-        )
-    event_row = await connector_store.keep_event(
-        conn,
-        connector_id=record.id,
-        event_key=key[:128],
-        kind=kind[:16],
-        account_id=account_id,
-        message_id=message_id if report is not None else (int(reply_to.id) if reply_to is not None else None),
-        phone=phone[:15] if phone else None,
-        payload=data.decode("utf-8", "replace"),
-        received_at=now,
-    )
-    if event_row is None:
-        return 0  # applied before: Google redelivered it
-    if report is not None:
-        # The message is ours and this connector's: the salt in Google's messageId (or the checks on
-        # a tap's message) says so. Not its `upstream` column: an event may overtake the submit's
-        # answer, and then that is not written yet.
-        applied = await dispatching.record_in(conn, clock, reports=[report], lock=lock)
-        return applied.changed
-    if account_id is None or phone is None:
-        return 0
-    async with unit_of_work(conn) as unit:
-        await enqueue_inbound_webhook(
-            unit,
-            account_id=account_id,
-            event_id=event_row,
-            channel="rcs",
-            phone=phone,
-            sender=await _agent_name(conn, reply_to),
-            text=getattr(event, "text", None),
-            location=(
-                {"latitude": event.latitude, "longitude": event.longitude}
-                if isinstance(event, rbm_events.UserLocation)
-                else None
-            ),
-            file=(
-                {"mime_type": event.mime_type, "uri": event.uri, "name": event.name, "size": event.size}
-                if isinstance(event, rbm_events.UserFile)
-                else None
-            ),
-            reply_to=reply_to,
-            at=at,
-            now=now,
-        )
-    return 1
+            return None
 
 
 async def _content(

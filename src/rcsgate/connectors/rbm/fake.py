@@ -223,6 +223,7 @@ class LocalRbm:
         push_timeout: float = 10.0,
         retry_base: float = 0.1,
         retry_cap: float = 10.0,
+        push_concurrency: int = 8,
     ) -> None:
         """``client_token`` signs events and the handshake (random when None; read it back from
         ``client_token``). ``trusted_keys`` maps client emails to public keys (or PEM keys).
@@ -246,6 +247,7 @@ class LocalRbm:
             timeout=push_timeout,
             retry_base=retry_base,
             retry_cap=retry_cap,
+            concurrency=push_concurrency,
         )
         self.reports = ReportQueue(on_push=self.pusher.wake)
         # Only for its rules and timing (plan); its memory of accepted ids is per integer id and

@@ -1,8 +1,10 @@
 """How the local RBM hands events to the partner's webhook, the way Google's push delivery does:
-one event per POST in the signed Pub/Sub envelope (``protocol.envelope``), through one queue in
-order, each retried with capped exponential backoff until the receiver answers exactly 200 (Google
-counts anything else, 204 included, as a failure). One failing event therefore holds back every
-event behind it, as Google documents for a partner's shared queue. Nothing is dropped while the
+one event per POST in the signed Pub/Sub envelope (``protocol.envelope``), through one queue,
+each retried with capped exponential backoff until the receiver answers exactly 200 (Google
+counts anything else, 204 included, as a failure). Up to ``concurrency`` events from the head of
+the queue are in flight at once, as Pub/Sub push keeps several outstanding (so their order is not
+guaranteed, as at Google); one failing event still holds back every event behind it, as Google
+documents for a partner's shared queue. Nothing is dropped while the
 pusher runs; Google gives up after 7 days, the local RBM never does.
 
 Also here: ``RbmFaults`` (the simulator service's submit faults plus push faults: an event pushed
@@ -107,8 +109,12 @@ class EventPusher:
         timeout: float = 10.0,
         retry_base: float = 0.1,
         retry_cap: float = 10.0,
+        concurrency: int = 8,
     ) -> None:
         exponential_delay(1, base=retry_base, cap=retry_cap)  # refuses bad values now, not at a failure
+        if not 1 <= concurrency <= 1000:
+            raise ValueError("push concurrency must be 1-1000")
+        self.concurrency = concurrency
         self.clock = clock
         self.client_token = client_token
         self.webhook_url = checked_url(webhook_url)
@@ -145,30 +151,44 @@ class EventPusher:
         self.queue.append(item)
 
     async def run(self) -> None:
-        """Push queued events to the webhook in order, one per POST, until cancelled."""
+        """Push queued events to the webhook, one per POST, up to ``concurrency`` in flight (each
+        slot takes the next event as soon as its own is answered), until cancelled."""
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
-            failures = 0
-            while True:
+            slots = [asyncio.create_task(self._slot(session)) for _ in range(self.concurrency)]
+            try:
+                await asyncio.gather(*slots)
+            finally:
+                for slot in slots:
+                    slot.cancel()
+                await asyncio.gather(*slots, return_exceptions=True)
+
+    async def _slot(self, session: aiohttp.ClientSession) -> None:
+        failures = 0
+        while True:
+            self._collect()
+            url = self.webhook_url
+            if url is None or not self.queue:
+                # Cleared before the second look, so a wake() after it is not lost.
                 self._wakeup.clear()
                 self._collect()
-                url = self.webhook_url
-                if url is None or not self.queue:
+                if self.webhook_url is None or not self.queue:
                     await self._idle()
-                    continue
-                item = self.queue[0]
-                error = await self._post(session, url, item)
-                if error is None:
-                    self.queue.popleft()
-                    failures = 0
-                    self.pushed += 1
-                    self.duplicates_pushed += item.duplicate
-                    self._maybe_duplicate(item)
-                    continue
-                failures += 1
-                self.failures += 1
-                self.last_error = error
-                log.warning("rbm_local_push_failed", error=error, failures=failures, queued=len(self.queue))
-                await asyncio.sleep(exponential_delay(failures, base=self.retry_base, cap=self.retry_cap))
+                continue
+            item = self.queue.popleft()
+            error = await self._post(session, url, item)
+            if error is None:
+                failures = 0
+                self.pushed += 1
+                self.duplicates_pushed += item.duplicate
+                self._maybe_duplicate(item)
+                continue
+            # Back at the head: it goes before anything queued behind it.
+            self.queue.appendleft(item)
+            failures += 1
+            self.failures += 1
+            self.last_error = error
+            log.warning("rbm_local_push_failed", error=error, failures=failures, queued=len(self.queue))
+            await asyncio.sleep(exponential_delay(failures, base=self.retry_base, cap=self.retry_cap))
 
     async def _idle(self) -> None:
         due = self._next_due()
