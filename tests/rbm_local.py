@@ -99,7 +99,9 @@ class RbmThread:
         return path
 
 
-async def add_connector(db: Database, clock: Any, rbm: RbmThread, key: dict[str, Any], *, name: str = "rbm1") -> None:
+async def add_connector(
+    db: Database, clock: Any, rbm: RbmThread, key: dict[str, Any], *, name: str = "rbm1"
+) -> None:
     from rcsgate.clock import SystemClock
 
     await connectors.add_rbm(

@@ -157,6 +157,132 @@ def test_value_errors_of_created_objects(cli) -> None:  # type: ignore[no-untype
             assert message in result.stderr, (args, result.stderr)
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["accounts", "create", "X", "--currency", "XYZ"], "ISO 4217"),
+        (["accounts", "create", "X", "--currency", "XAU"], "ISO 4217"),  # gold is no account currency
+        (["accounts", "create", "X", "--credit", "1e3"], "not an amount"),
+        (["agents", "create", "{account}", "a", "--country", "ZZ"], "ISO 3166-1"),
+        (["senders", "create", "{account}", "AcmeSMS", "--country", "ZZ"], "ISO 3166-1"),
+        (["tariffs", "set-price", "1", "rcs", "text", "ZZ", "0.05"], "ISO 3166-1"),
+        (["tariffs", "set-price", "1", "rcs", "text", "UA", "5E-2"], "not an amount"),
+        (["accounts", "topup", "{account}", "1e3"], "not an amount"),
+        (["accounts", "topup", "{account}", "NaN"], "not an amount"),
+        (["accounts", "topup", "{account}", "Infinity"], "not an amount"),
+        (["accounts", "topup", "{account}", "1_000"], "not an amount"),
+        (["accounts", "topup", "{account}", "0x10"], "not an amount"),
+        (["accounts", "topup", "{account}", "100000000000"], "too large"),
+        # more significant digits than Decimal's context keeps (28): refused, not rounded to 1.0000000
+        (["accounts", "topup", "{account}", "1." + "0" * 30 + "1"], "more than 7 decimal places"),
+        (["accounts", "set-credit", "{account}", "1E2"], "not an amount"),
+    ],
+)
+def test_iso_codes_and_plain_amounts(cli, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    """Currencies and countries are real ISO codes; amounts are plain decimals, never exponents."""
+    account = str(as_json(cli("accounts", "create", "Acme", "--no-key", "--json"))["id"])
+    cli("tariffs", "create", "1", "T")
+    result = cli(*[a.format(account=account) for a in args], ok=False)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    shown = as_json(cli("accounts", "show", account, "--json"))
+    assert shown["balance"] == "0.0000000" and shown["credit_limit"] == "0.0000000"
+    assert len(as_json(cli("accounts", "list", "--json"))) == 1
+    assert as_json(cli("agents", "list", "--json")) == as_json(cli("senders", "list", "--json")) == []
+    assert as_json(cli("tariffs", "show", "1", "--json"))["prices"] == []
+
+
+def test_iso_codes_and_plain_amounts_that_work(cli) -> None:  # type: ignore[no-untyped-def]
+    account = as_json(cli("accounts", "create", "Acme", "--currency", "uah", "--no-key", "--json"))
+    assert account["currency"] == "UAH"
+    account_id = str(account["id"])
+    assert as_json(cli("accounts", "topup", account_id, "+.5", "--json"))["balance"] == "0.5000000"
+    assert as_json(cli("accounts", "topup", account_id, "1000.", "--json"))["balance"] == "1000.5000000"
+    # Trailing zeros past the 7th place add no precision: accepted, exactly.
+    assert as_json(cli("accounts", "topup", account_id, "0.50000000", "--json"))["balance"] == "1001.0000000"
+    assert as_json(cli("agents", "create", account_id, "a", "--country", "xk", "--json"))["country"] == "XK"
+
+
+def _whole(text: str) -> str:
+    return "".join(text.split())
+
+
+def test_help_is_never_cut() -> None:
+    """At 80 columns (what a pipe gets) every help text is shown whole: wrapped, never cut with an
+    ellipsis; group listings show each command's whole first paragraph."""
+    import typer.main
+
+    root = typer.main.get_command(app)
+
+    def walk(command, path: list[str]):  # type: ignore[no-untyped-def]
+        yield path, command
+        if hasattr(command, "list_commands"):
+            ctx = command.context_class(command)
+            for name in command.list_commands(ctx):
+                yield from walk(command.get_command(ctx, name), [*path, name])
+
+    checked = 0
+    for path, command in walk(root, []):
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": None})
+        assert result.exit_code == 0, path
+        out = result.stdout
+        # (Rich's cuts end in "…", click's in "...": the first show up below as texts not found whole.)
+        cut = [line for line in out.splitlines() if line.endswith("...") and not line.startswith("Usage")]
+        assert not cut, (path, out)
+        assert max(len(line) for line in out.splitlines()) <= 80, (path, out)
+        texts = [p.help for p in command.params if getattr(p, "help", None)]
+        texts.append(" ".join((command.help or "").split("\n\n")[0].split()))
+        if hasattr(command, "list_commands"):
+            ctx = command.context_class(command)
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                texts.append(" ".join((sub.help or "").split("\n\n")[0].split()))
+        for text in texts:
+            assert _whole(text) in _whole(out), (path, text, out)
+            checked += 1
+    assert checked > 100
+    long_one = runner.invoke(app, ["simulator", "--help"], env={"COLUMNS": "80"}).stdout
+    # (rich's panels cut it to "http://HOST:PORT/api/u…" and "RCSGATE_UPSTREAM_SECRE…")
+    assert "http://HOST:PORT/api/upstream/simulator/events" in _whole(long_one)
+    assert "RCSGATE_UPSTREAM_SECRET]" in long_one
+
+
+def test_database_files_are_private(tmp_path: Path) -> None:
+    """The SQLite database holds webhook secrets and connector keys: it and its -wal and -shm are
+    created 0600, whoever creates them first (`db upgrade`, or any process opening the database)."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from rcsgate.store.db import Database
+
+    old = os.umask(0o022)  # the usual umask, under which files are created 0644 unless asked otherwise
+    try:
+        env = {"RCSGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'rcsgate.db'}"}
+        assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+        other = tmp_path / "other.db"
+
+        async def modes(path: Path) -> dict[str, int]:
+            """The modes of the database's files while it is open (-wal and -shm go when it closes)."""
+            db = Database.from_url(f"sqlite:///{path}")
+            try:
+                async with db.write() as conn:
+                    await conn.execute(text("CREATE TABLE IF NOT EXISTS t (x INTEGER)"))
+                    await conn.execute(text("INSERT INTO t VALUES (1)"))
+                files = [p for p in path.parent.iterdir() if p.name.startswith(path.name)]
+                return {p.name: p.stat().st_mode & 0o777 for p in files}
+            finally:
+                await db.close()
+
+        for path in (tmp_path / "var" / "rcsgate.db", other):
+            found = asyncio.run(modes(path))
+            assert {path.name, f"{path.name}-wal", f"{path.name}-shm"} <= set(found), found
+            assert set(found.values()) == {0o600}, found
+    finally:
+        os.umask(old)
+
+
 def test_every_command_has_help() -> None:
     groups = {
         "": ["serve", "api", "worker", "demo", "db", "accounts", "keys", "agents", "senders", "tariffs"],

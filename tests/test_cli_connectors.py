@@ -33,8 +33,19 @@ def test_connectors_commands(db_url: str, tmp_path: Path) -> None:
     key_file = tmp_path / "key.json"
     key_file.write_text(json.dumps(key))
     assert cli(db_url, "demo").returncode == 0
-    added = cli(db_url, "connectors", "add-rbm", "eu1", "--agent-id", AGENT_ID, "--service-account",
-                str(key_file), "--webhook-token", CLIENT_TOKEN, "--json")
+    added = cli(
+        db_url,
+        "connectors",
+        "add-rbm",
+        "eu1",
+        "--agent-id",
+        AGENT_ID,
+        "--service-account",
+        str(key_file),
+        "--webhook-token",
+        CLIENT_TOKEN,
+        "--json",
+    )
     assert added.returncode == 0, added.stderr
     view = json.loads(added.stdout)
     assert view["name"] == "eu1" and view["kind"] == "rbm" and view["region"] == "europe"
@@ -45,20 +56,69 @@ def test_connectors_commands(db_url: str, tmp_path: Path) -> None:
     for args in (("list",), ("list", "--json"), ("show", "eu1"), ("show", "eu1", "--json")):
         out = cli(db_url, "connectors", *args)
         assert out.returncode == 0, out.stderr
-        assert "PRIVATE KEY" not in out.stdout and CLIENT_TOKEN not in out.stdout and key["private_key_id"] not in out.stdout
-    us = cli(db_url, "connectors", "add-rbm", "us1", "--agent-id", AGENT_ID, "--service-account", str(key_file), "--region", "us", "--json")
+        assert (
+            "PRIVATE KEY" not in out.stdout
+            and CLIENT_TOKEN not in out.stdout
+            and key["private_key_id"] not in out.stdout
+        )
+    us = cli(
+        db_url,
+        "connectors",
+        "add-rbm",
+        "us1",
+        "--agent-id",
+        AGENT_ID,
+        "--service-account",
+        str(key_file),
+        "--region",
+        "us",
+        "--json",
+    )
     assert json.loads(us.stdout)["api_url"] == "https://us-rcsbusinessmessaging.googleapis.com"
-    assert [v["name"] for v in json.loads(cli(db_url, "connectors", "list", "--json").stdout)] == ["eu1", "us1"]
+    assert [v["name"] for v in json.loads(cli(db_url, "connectors", "list", "--json").stdout)] == [
+        "eu1",
+        "us1",
+    ]
 
     # Refusals, each one line on stderr.
-    dup = cli(db_url, "connectors", "add-rbm", "eu1", "--agent-id", AGENT_ID, "--service-account", str(key_file))
+    dup = cli(
+        db_url, "connectors", "add-rbm", "eu1", "--agent-id", AGENT_ID, "--service-account", str(key_file)
+    )
     assert dup.returncode != 0 and "exists already" in dup.stderr
     bad_key = tmp_path / "bad.json"
     bad_key.write_text(json.dumps({"type": "service_account", "client_email": "x@y"}))
-    refused = cli(db_url, "connectors", "add-rbm", "eu2", "--agent-id", AGENT_ID, "--service-account", str(bad_key))
+    refused = cli(
+        db_url, "connectors", "add-rbm", "eu2", "--agent-id", AGENT_ID, "--service-account", str(bad_key)
+    )
     assert refused.returncode != 0 and "private_key" in refused.stderr
-    assert cli(db_url, "connectors", "add-rbm", "Bad Name", "--agent-id", AGENT_ID, "--service-account", str(key_file)).returncode != 0
-    assert cli(db_url, "connectors", "add-rbm", "eu3", "--agent-id", AGENT_ID, "--service-account", str(key_file), "--region", "mars").returncode != 0
+    assert (
+        cli(
+            db_url,
+            "connectors",
+            "add-rbm",
+            "Bad Name",
+            "--agent-id",
+            AGENT_ID,
+            "--service-account",
+            str(key_file),
+        ).returncode
+        != 0
+    )
+    assert (
+        cli(
+            db_url,
+            "connectors",
+            "add-rbm",
+            "eu3",
+            "--agent-id",
+            AGENT_ID,
+            "--service-account",
+            str(key_file),
+            "--region",
+            "mars",
+        ).returncode
+        != 0
+    )
     assert "not found" in cli(db_url, "connectors", "show", "nope").stderr
 
     # Routing an agent, and removal refused while it is in use.
@@ -68,7 +128,10 @@ def test_connectors_commands(db_url: str, tmp_path: Path) -> None:
     assert json.loads(cli(db_url, "connectors", "show", "eu1", "--json").stdout)["agents"] == [1]
     in_use = cli(db_url, "connectors", "remove", "eu1")
     assert in_use.returncode != 0 and "in use by agent 1" in in_use.stderr
-    assert json.loads(cli(db_url, "agents", "set-connector", "1", "simulator", "--json").stdout)["connector"] == "simulator"
+    assert (
+        json.loads(cli(db_url, "agents", "set-connector", "1", "simulator", "--json").stdout)["connector"]
+        == "simulator"
+    )
     assert cli(db_url, "connectors", "remove", "eu1").returncode == 0
     assert [v["name"] for v in json.loads(cli(db_url, "connectors", "list", "--json").stdout)] == ["us1"]
 
@@ -81,7 +144,10 @@ def test_a_route_set_by_the_cli_reaches_a_running_server_within_5_seconds(
     api = httpx.Client(base_url=srv.base_url, headers={"X-API-KEY": demo.api_key}, timeout=10)
 
     def send(number: str) -> int:
-        r = api.post("/api/messages/rcs/send", json={"phone": {"number": number}, "sender": "demo_agent", "options": {"text": "Hi"}})
+        r = api.post(
+            "/api/messages/rcs/send",
+            json={"phone": {"number": number}, "sender": "demo_agent", "options": {"text": "Hi"}},
+        )
         assert r.status_code == 200, r.text
         return int(r.json()["data"]["id"])
 
@@ -93,8 +159,23 @@ def test_a_route_set_by_the_cli_reaches_a_running_server_within_5_seconds(
     with RbmThread() as rbm:
         key_file = rbm.key_file(tmp_path)
         rbm.on_loop(lambda r: r.set_webhook(f"{srv.base_url}/api/upstream/rbm/live"))
-        assert cli(db_url, "connectors", "add-rbm", "live", "--agent-id", AGENT_ID, "--service-account", str(key_file),
-                   "--api-url", rbm.url, "--webhook-token", CLIENT_TOKEN).returncode == 0
+        assert (
+            cli(
+                db_url,
+                "connectors",
+                "add-rbm",
+                "live",
+                "--agent-id",
+                AGENT_ID,
+                "--service-account",
+                str(key_file),
+                "--api-url",
+                rbm.url,
+                "--webhook-token",
+                CLIENT_TOKEN,
+            ).returncode
+            == 0
+        )
         assert cli(db_url, "agents", "set-connector", "1", "live").returncode == 0
         time.sleep(5)  # the promise: within 5 s, no restart
         second = send("380661230002")
@@ -108,4 +189,6 @@ async def _upstream(db: Any, mid: int) -> str | None:
     from rcsgate.store.tables import messages
 
     async with db.read() as conn:
-        return (await conn.execute(select(messages.c.upstream).where(messages.c.id == mid))).scalar_one_or_none()
+        return (
+            await conn.execute(select(messages.c.upstream).where(messages.c.id == mid))
+        ).scalar_one_or_none()

@@ -81,7 +81,11 @@ def test_carousel_delivered_read_charged_once(rbm_setup) -> None:  # type: ignor
     mid = _sent(api, request_body("380661231231", "rbm1"))
     _wait(api, mid, "read")
     assert api.balance() == before - PRICE["carousel"]
-    eventually(lambda: [b["status"] for b in receiver.bodies() if b.get("id") == mid] == ["sent", "delivered", "read"])
+    eventually(
+        lambda: (
+            [b["status"] for b in receiver.bodies() if b.get("id") == mid] == ["sent", "delivered", "read"]
+        )
+    )
     [entry] = rbm.journal()
     assert entry["submits"] == 1 and entry["outcome"] == "read" and entry["phoneNumber"] == "+380661231231"
     assert protocol.message_id_of(_salt(srv), entry["messageId"]) == mid
@@ -94,7 +98,7 @@ def _salt(srv: LiveServer) -> int:
 
 
 def test_mapping_reaches_google_as_agent_messages(rbm_setup) -> None:  # type: ignore[no-untyped-def]
-    srv, api, _receiver, rbm = rbm_setup
+    _srv, api, _receiver, rbm = rbm_setup
     text = _sent(api, request_body("380661230001", options={"text": "Hello"}, sms=False))
     carousel = _sent(api, request_body("380661230002", sms=False))
     _wait(api, text, "read")
@@ -181,7 +185,9 @@ def test_tap_is_a_click_webhook_with_the_customers_postback(rbm_setup) -> None: 
     _srv, api, receiver, _rbm = rbm_setup
     mid = _sent(api, request_body("380661239994"))
     _wait(api, mid, "read")
-    click = eventually(lambda: next((b for b in receiver.bodies() if b.get("id") == mid and "postback" in b), None))
+    click = eventually(
+        lambda: next((b for b in receiver.bodies() if b.get("id") == mid and "postback" in b), None)
+    )
     assert click["text"] == "Go to site" and click["postback"] == "site" and click["msisdn"] == "380661239994"
 
 
@@ -227,10 +233,19 @@ def test_user_replies_are_inbound_webhooks(rbm_setup) -> None:  # type: ignore[n
     mid = _sent(api, request_body("380661230030", "conv1", sms=False))
     _wait(api, mid, "read")
     with httpx.Client(base_url=rbm.url) as c:
-        for body in ({"agentId": AGENT_ID, "text": "Yes please"}, {"agentId": AGENT_ID, "location": {"latitude": 50.45, "longitude": 30.52}}):
+        for body in (
+            {"agentId": AGENT_ID, "text": "Yes please"},
+            {"agentId": AGENT_ID, "location": {"latitude": 50.45, "longitude": 30.52}},
+        ):
             r = c.post("/v1/local/phones/+380661230030/userMessages", json=body)
             assert r.status_code == 200, r.text
-    inbound = eventually(lambda: [b for b in receiver.bodies() if b.get("type") == "inbound"] if len([b for b in receiver.bodies() if b.get("type") == "inbound"]) == 2 else None)
+    inbound = eventually(
+        lambda: (
+            [b for b in receiver.bodies() if b.get("type") == "inbound"]
+            if len([b for b in receiver.bodies() if b.get("type") == "inbound"]) == 2
+            else None
+        )
+    )
     text, location = sorted(inbound, key=lambda b: b["id"])
     assert text["text"] == "Yes please" and text["msisdn"] == "380661230030" and text["channel"] == "rcs"
     assert text["reply_to"] == mid and text["reference"] == "conv1" and text["sender"] == DEMO_AGENT
@@ -240,7 +255,9 @@ def test_user_replies_are_inbound_webhooks(rbm_setup) -> None:  # type: ignore[n
 # ------------------------------------------------------------------ the ingress itself
 
 
-def _push(srv: LiveServer, event: dict[str, Any], token: str = CLIENT_TOKEN, **headers: str) -> httpx.Response:
+def _push(
+    srv: LiveServer, event: dict[str, Any], token: str = CLIENT_TOKEN, **headers: str
+) -> httpx.Response:
     body, signed = protocol.envelope(event, token)
     with srv.client() as c:
         return c.post("/api/upstream/rbm/rbm1", content=body, headers={**signed, **headers})
@@ -253,7 +270,10 @@ def test_handshake_echoes_the_secret_only_for_our_client_token(rbm_setup) -> Non
         assert ok.status_code == 200 and ok.text == "1234567890"
         bad = c.post("/api/upstream/rbm/rbm1", json={"clientToken": "SOMEONEELSE", "secret": "1"})
         assert bad.status_code == 401
-        assert c.post("/api/upstream/rbm/nope", json={"clientToken": CLIENT_TOKEN, "secret": "1"}).status_code == 404
+        assert (
+            c.post("/api/upstream/rbm/nope", json={"clientToken": CLIENT_TOKEN, "secret": "1"}).status_code
+            == 404
+        )
     result = rbm.call(lambda: rbm.rbm.validate_webhook())
     assert result.ok
 
@@ -264,24 +284,44 @@ def test_forged_unsigned_and_replayed_events_change_nothing_more(rbm_setup) -> N
     mid = _sent(api, request_body("380661239992", sms=False))
     _wait(api, mid, "sent")
     uuid = rbm.journal()[0]["messageId"]
-    event = {"eventType": "DELIVERED", "eventId": "EV1", "messageId": uuid, "agentId": AGENT_ID,
-             "senderPhoneNumber": "+380661239992", "sendTime": "2026-01-01T12:00:01.000Z"}
+    event = {
+        "eventType": "DELIVERED",
+        "eventId": "EV1",
+        "messageId": uuid,
+        "agentId": AGENT_ID,
+        "senderPhoneNumber": "+380661239992",
+        "sendTime": "2026-01-01T12:00:01.000Z",
+    }
     assert _push(srv, event, token="WRONGTOKENWRONG").status_code == 401
     body, _ = protocol.envelope(event, CLIENT_TOKEN)
     with srv.client() as c:
-        assert c.post("/api/upstream/rbm/rbm1", content=body, headers={"content-type": "application/json"}).status_code == 401
+        assert (
+            c.post(
+                "/api/upstream/rbm/rbm1", content=body, headers={"content-type": "application/json"}
+            ).status_code
+            == 401
+        )
         # A valid signature over other data does not sign this data.
         forged = json.loads(body)
-        forged["message"]["data"] = base64.b64encode(json.dumps({**event, "eventType": "READ"}).encode()).decode()
+        forged["message"]["data"] = base64.b64encode(
+            json.dumps({**event, "eventType": "READ"}).encode()
+        ).decode()
         sig = protocol.signature(CLIENT_TOKEN, json.dumps(event).encode())
-        assert c.post("/api/upstream/rbm/rbm1", json=forged, headers={protocol.SIGNATURE_HEADER: sig}).status_code == 401
+        assert (
+            c.post(
+                "/api/upstream/rbm/rbm1", json=forged, headers={protocol.SIGNATURE_HEADER: sig}
+            ).status_code
+            == 401
+        )
     assert api.message(mid)["status"] == "sent"
     first = _push(srv, event)
     assert first.status_code == 200 and first.json()["new"] is True
     again = _push(srv, event)
     assert again.status_code == 200 and again.json()["new"] is False
     assert api.message(mid)["status"] == "delivered"
-    eventually(lambda: [b["status"] for b in receiver.bodies() if b.get("id") == mid] == ["sent", "delivered"])
+    eventually(
+        lambda: [b["status"] for b in receiver.bodies() if b.get("id") == mid] == ["sent", "delivered"]
+    )
     assert srv.call(lambda db: _charges(db, mid)) == 1
 
 
@@ -291,20 +331,32 @@ async def _charges(db: Any, mid: int) -> int:
     from rcsgate.store.tables import ledger_entries
 
     async with db.read() as conn:
-        query = select(func.count()).where(ledger_entries.c.message_id == mid, ledger_entries.c.kind == "charge")
+        query = select(func.count()).where(
+            ledger_entries.c.message_id == mid, ledger_entries.c.kind == "charge"
+        )
         return int((await conn.execute(query)).scalar_one())
 
 
 def test_duplicated_and_reordered_events_end_the_same(rbm_setup) -> None:  # type: ignore[no-untyped-def]
     _srv, api, receiver, rbm = rbm_setup
-    rbm.on_loop(lambda r: setattr(r, "faults", r.faults.model_copy(update={"duplicate_rate": 1.0, "out_of_order_rate": 1.0})))
+    rbm.on_loop(
+        lambda r: setattr(
+            r, "faults", r.faults.model_copy(update={"duplicate_rate": 1.0, "out_of_order_rate": 1.0})
+        )
+    )
     mids = [_sent(api, request_body(f"38066123004{i}", sms=False)) for i in range(3)]
     for mid in mids:
         _wait(api, mid, "read")
     eventually(lambda: rbm.stats()["duplicates_pushed"] >= 3)
     for mid in mids:
         hooks = [b["status"] for b in receiver.bodies() if b.get("id") == mid]
-        eventually(lambda mid=mid: [b["status"] for b in receiver.bodies() if b.get("id") == mid] == ["sent", "delivered", "read"], what=f"webhooks of {mid}: {hooks}")
+        eventually(
+            lambda mid=mid: (
+                [b["status"] for b in receiver.bodies() if b.get("id") == mid]
+                == ["sent", "delivered", "read"]
+            ),
+            what=f"webhooks of {mid}: {hooks}",
+        )
 
 
 def test_google_limits_are_checked_at_accept_time_for_rbm_agents_only(rbm_setup, db_url: str) -> None:  # type: ignore[no-untyped-def]

@@ -67,13 +67,29 @@ def test_sigkill_between_submit_and_answer_sends_once_and_charges_once(
         cmd(env, "db", "upgrade")
         key = json.loads(cmd(env, "demo", "--json").stdout)["api_key"]
         key_file = rbm.key_file(tmp_path)
-        cmd(env, "connectors", "add-rbm", "rbm1", "--agent-id", AGENT_ID, "--service-account", str(key_file),
-            "--api-url", rbm.url, "--webhook-token", CLIENT_TOKEN)
+        cmd(
+            env,
+            "connectors",
+            "add-rbm",
+            "rbm1",
+            "--agent-id",
+            AGENT_ID,
+            "--service-account",
+            str(key_file),
+            "--api-url",
+            rbm.url,
+            "--webhook-token",
+            CLIENT_TOKEN,
+        )
         cmd(env, "agents", "set-connector", "1", "rbm1")
         base = f"http://127.0.0.1:{env['RCSGATE_PORT']}"
         rbm.on_loop(lambda r: r.set_webhook(f"{base}/api/upstream/rbm/rbm1"))
         # Google takes the message, then answers only after 30 s: the worker dies before that.
-        rbm.on_loop(lambda r: setattr(r, "faults", r.faults.model_copy(update={"slow_rate": 1.0, "slow_seconds": 30.0})))
+        rbm.on_loop(
+            lambda r: setattr(
+                r, "faults", r.faults.model_copy(update={"slow_rate": 1.0, "slow_seconds": 30.0})
+            )
+        )
 
         def start() -> list[Proc]:
             if embedded:
@@ -86,14 +102,21 @@ def test_sigkill_between_submit_and_answer_sends_once_and_charges_once(
 
         procs = start()
         client = httpx.Client(base_url=base, headers={"X-API-KEY": key}, timeout=10)
-        r = client.post("/api/messages/rcs/send", json={
-            "phone": {"number": "380661231231", "reference_id": "crash1"},
-            "sender": "demo_agent",
-            "options": {"text": "Once only"},
-        })
+        r = client.post(
+            "/api/messages/rcs/send",
+            json={
+                "phone": {"number": "380661231231", "reference_id": "crash1"},
+                "sender": "demo_agent",
+                "options": {"text": "Once only"},
+            },
+        )
         assert r.status_code == 200, r.text
         mid = r.json()["data"]["id"]
-        eventually(lambda: _journal(rbm) and _journal(rbm)[0]["submits"] == 1, timeout=15, what="the submit at Google")
+        eventually(
+            lambda: _journal(rbm) and _journal(rbm)[0]["submits"] == 1,
+            timeout=15,
+            what="the submit at Google",
+        )
         victim = procs[-1]  # the embedded server, or the worker
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(timeout=10)

@@ -39,7 +39,10 @@ def test_embedded_simulator_loses_no_report_across_sigkills(tmp_path: Path, star
     demo = json.loads(cmd(env, "demo", "--json").stdout)
     cmd(env, "accounts", "topup", str(demo["account_id"]), "1000")
     suffixes = list(EXPECTED)
-    phones = {f"380{50 + n // 1000}{n % 1000:03d}{suffixes[n % len(suffixes)]}": suffixes[n % len(suffixes)] for n in range(RECIPIENTS)}
+    phones = {
+        f"380{50 + n // 1000}{n % 1000:03d}{suffixes[n % len(suffixes)]}": suffixes[n % len(suffixes)]
+        for n in range(RECIPIENTS)
+    }
 
     serve = Proc(env, tmp_path / "serve.log", "serve")
     started.append(serve)
@@ -63,7 +66,12 @@ def test_embedded_simulator_loses_no_report_across_sigkills(tmp_path: Path, star
         " AND phone NOT LIKE '%9993'",
     }
     for waiting in ("sent", "delivered"):
-        eventually(lambda w=waiting: _rows(url, owed[w])[0]["n"] >= 50, what=f"reports owed ({waiting})", timeout=60, interval=0.1)
+        eventually(
+            lambda w=waiting: _rows(url, owed[w])[0]["n"] >= 50,
+            what=f"reports owed ({waiting})",
+            timeout=60,
+            interval=0.1,
+        )
         serve.proc.send_signal(signal.SIGKILL)
         serve.proc.wait(timeout=10)
         serve = Proc(env, tmp_path / "serve.log", "serve")
@@ -81,9 +89,13 @@ def test_embedded_simulator_loses_no_report_across_sigkills(tmp_path: Path, star
         return len(rcs) == RECIPIENTS
 
     eventually(settled, what="every message as its suffix says", timeout=90, interval=0.5)
-    charges = _rows(url, "SELECT message_id, count(*) AS n FROM ledger_entries WHERE kind = 'charge' GROUP BY message_id")
+    charges = _rows(
+        url, "SELECT message_id, count(*) AS n FROM ledger_entries WHERE kind = 'charge' GROUP BY message_id"
+    )
     assert all(c["n"] == 1 for c in charges)
-    delivered = _rows(url, "SELECT count(*) AS n FROM messages WHERE status IN ('delivered', 'read') AND price > 0")
+    delivered = _rows(
+        url, "SELECT count(*) AS n FROM messages WHERE status IN ('delivered', 'read') AND price > 0"
+    )
     assert len(charges) == delivered[0]["n"]
     assert _rows(url, "SELECT sum(reserved) AS n FROM accounts")[0]["n"] == 0
     serve.stop()

@@ -7,9 +7,9 @@ from decimal import Decimal
 from rcsgate.clock import Clock
 from rcsgate.domain.api_keys import Mode
 from rcsgate.domain.errors import InvalidInput, NotFound
+from rcsgate.domain.iso_codes import normalize_currency
 from rcsgate.domain.money import MoneyError, to_units
 from rcsgate.domain.records import Account
-from rcsgate.domain.validation import normalize_currency
 from rcsgate.store import accounts as store
 from rcsgate.store.db import Database
 from rcsgate.webhooks.signing import new_webhook_secret

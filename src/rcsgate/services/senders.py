@@ -6,8 +6,9 @@ from sqlalchemy.exc import IntegrityError
 
 from rcsgate.clock import Clock
 from rcsgate.domain.errors import InvalidInput, NotFound
+from rcsgate.domain.iso_codes import normalize_country
 from rcsgate.domain.records import RcsAgent, SmsSender
-from rcsgate.domain.validation import check_rcs_agent_name, check_sms_sender, normalize_country
+from rcsgate.domain.validation import check_rcs_agent_name, check_sms_sender
 from rcsgate.store import accounts as account_store
 from rcsgate.store import senders as store
 from rcsgate.store.db import Database
