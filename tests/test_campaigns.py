@@ -18,6 +18,7 @@ from conftest import LiveServer, Receiver, eventually
 from rcsgate.cli import app as cli_app
 from rcsgate.services import accounts, dispatching, senders, stoplist
 from rcsgate.services.demo import ensure_demo
+from test_single_send import reserved
 
 TEXT_PRICE = Decimal("0.02")
 SMS_PRICE = Decimal("0.025")
@@ -188,11 +189,15 @@ def test_scheduled_campaign_starts_at_start_at_and_not_before(env) -> None:  # t
     assert r.status_code == 200, r.text
     c = r.json()["data"]
     assert c["status"] == "scheduled" and c["start_at"] == "2026-01-01 13:00:00"
+    # A campaign due a second earlier: once the scheduler has started it, it has also looked at the
+    # first one with the clock at 12:59:59.
+    early = api.create(campaign_body(["380661230003"], start_at="2026-01-01 12:59:59")).json()["data"]
     srv.clock.advance(timedelta(minutes=59, seconds=59))
-    eventually(lambda: True)
-    for _ in range(10):
-        assert api.campaign(c["id"])["status"] == "scheduled"
-        assert {m["status"] for m in api.messages(c["id"])} == {"scheduled"}
+    assert (
+        api.wait_campaign(early["id"], "sending", "done", advance=0)["real_start_at"] == "2026-01-01 12:59:59"
+    )
+    assert api.campaign(c["id"])["status"] == "scheduled"
+    assert {m["status"] for m in api.messages(c["id"])} == {"scheduled"}
     srv.clock.advance(1)
     started = api.wait_campaign(c["id"], "sending", "done", advance=0)
     assert started["real_start_at"] == "2026-01-01 13:00:00"
@@ -223,6 +228,7 @@ def test_funds_run_out_pause_topup_by_cli_resume_done(env, tmp_path: Path) -> No
     api.wait_campaign(cid, "done")
     eventually(lambda: later(srv, 1) or all(m["status"] == "read" for m in api.messages(cid)))
     assert api.balance() == Decimal("1") - 3 * TEXT_PRICE
+    assert reserved(srv) == (0, 0)
     assert Decimal(api.detail(cid)["total_price"]) == 8 * TEXT_PRICE
     r = api.c.patch(f"/api/campaigns/{cid}/resume")
     assert r.status_code == 422 and r.json()["message"] == "Invalid campaign status"
@@ -257,6 +263,7 @@ def test_stop_leaves_nothing_sent_afterwards_and_nothing_charged(
     assert {m["id"] for m in final if m["status"] != "failed"} == handed
     assert all(m["amount"]["value"] == "0.0000000" for m in final if m["status"] == "failed")
     assert api.balance() == before - len(handed) * TEXT_PRICE
+    assert reserved(srv) == (0, 0)
     assert api.c.patch(f"/api/campaigns/{cid}/stop").json() == {
         "message": "Invalid campaign status",
         "errors": {},

@@ -25,6 +25,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,31 @@ def _rows(url: str, sql: str) -> list[dict[str, Any]]:
             await db.close()
 
     return asyncio.run(fetch())
+
+
+def _utc(value: Any) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(moment, datetime)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _claimed_since(url: str, since: datetime) -> int:
+    """Messages claimed for sending after ``since`` (wall clock) whose answer is not recorded yet:
+    in flight. A claim's lease runs LEASE_SECONDS from its claim, so older claims (a killed process's,
+    left until their lease lapses) do not count."""
+    rows = _rows(url, "SELECT lease_until FROM messages WHERE status = 'sending'")
+    after = since + timedelta(seconds=LEASE_SECONDS)
+    return sum(1 for r in rows if r["lease_until"] is not None and _utc(r["lease_until"]) > after)
+
+
+def _wait_in_flight(url: str, since: datetime, *, timeout: float) -> int:
+    """Until messages claimed after ``since`` are in flight (returns how many), or 0 after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if n := _claimed_since(url, since):
+            return n
+        time.sleep(0.05)
+    return 0
 
 
 @dataclass
@@ -275,18 +301,24 @@ def test_workers_killed_every_second_keep_every_promise(
     rng = random.Random(5)
     with httpx.Client(base_url=api.base, headers={"X-API-KEY": key}, timeout=30) as client:
         campaign = _send_campaign(client, phones)
-        kills = 0
+        kills = 0  # made while messages were in flight
+        since = datetime.now(UTC)  # claims after this are not a killed worker's leftovers
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             status = client.get(f"/api/campaigns/{campaign}").json()["data"]["status"]
-            if status == "done" and kills >= 3:
+            if status == "done":
                 break
             time.sleep(rng.uniform(0.7, 1.3))
+            # Kill while messages are claimed and unanswered (the dispatch is under way), not in
+            # a lull or after the campaign's last claim.
+            if not _wait_in_flight(pg_url, since, timeout=5):
+                continue
             victim = rng.randrange(len(workers))
             c.kill(workers[victim])
+            since = datetime.now(UTC)
             workers[victim] = c.start("worker")
             kills += 1
-        assert kills >= 3, "the campaign finished before the workers could be killed"
+        assert kills >= 3, f"only {kills} kills landed while messages were in flight"
         eventually(
             lambda: _settled(pg_url, phones),
             what="every message and webhook settled",
@@ -306,21 +338,21 @@ def test_embedded_server_killed_twice_keeps_every_promise(
     key = _prepare(c)
     phones = _phones()
     sim = c.simulator()
+    since = datetime.now(UTC)
     serve = c.start("serve")
     serve.wait_ready()
     with httpx.Client(base_url=serve.base, headers={"X-API-KEY": key}, timeout=30) as client:
         _send_campaign(client, phones)
+    in_flight = []
     for _ in range(2):
-        # Kill mid-dispatch: some messages sent, some not yet.
-        eventually(
-            lambda: _rows(url, "SELECT count(*) AS n FROM messages WHERE status <> 'accepted'")[0]["n"] > 500,
-            what="dispatch under way",
-            timeout=60,
-            interval=0.25,
-        )
+        # Kill mid-dispatch: this very process (the restarted one, too) has messages claimed and
+        # not answered yet.
+        in_flight.append(_wait_in_flight(url, since, timeout=60))
         c.kill(serve)
+        since = datetime.now(UTC)
         serve = c.start("serve")
         serve.wait_ready()
+    assert all(in_flight), f"a kill found nothing in flight: {in_flight}"
     eventually(
         lambda: _settled(url, phones), what="every message and webhook settled", timeout=180, interval=1
     )

@@ -10,10 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from conftest import LiveServer, Receiver, eventually
 from rcsgate.services import accounts, stoplist
 from rcsgate.services.demo import ensure_demo
+from rcsgate.store.db import Database
+from rcsgate.store.tables import accounts as accounts_table
+from rcsgate.store.tables import message_events, messages, webhook_deliveries
 from rcsgate.webhooks.signing import verify
 
 CAROUSEL = {
@@ -89,6 +93,30 @@ def setup(server_factory: Callable[..., LiveServer], receiver: Receiver) -> tupl
     return srv, Api(srv, demo.api_key), receiver
 
 
+def reserved(srv: LiveServer) -> tuple[int, int]:
+    """Funds held reserved: by the accounts, and by their messages (units of 10^-7). Both are 0 once
+    every message has ended: a charge or a release closes each reservation."""
+
+    async def read(db: Database) -> tuple[int, int]:
+        async with db.read() as conn:
+            held = await conn.execute(select(func.coalesce(func.sum(accounts_table.c.reserved), 0)))
+            by_messages = await conn.execute(select(func.coalesce(func.sum(messages.c.reserved), 0)))
+            return int(held.scalar_one()), int(by_messages.scalar_one())
+
+    return srv.call(read)
+
+
+def events_of(srv: LiveServer, message_id: int) -> list[Any]:
+    """The message's history (from_status, status, detail, at on the injected clock), in order."""
+
+    async def read(db: Database) -> list[Any]:
+        async with db.read() as conn:
+            query = select(message_events).where(message_events.c.message_id == message_id)
+            return list(await conn.execute(query.order_by(message_events.c.id)))
+
+    return srv.call(read)
+
+
 def statuses_for(receiver: Receiver, message_id: int) -> list[str]:
     return [b["status"] for b in receiver.bodies() if b.get("id") == message_id and "status" in b]
 
@@ -120,6 +148,7 @@ def test_delivered_and_read_billed_once_with_webhooks(setup) -> None:  # type: i
     api.wait_status(mid, "read", advance=0.5)
     eventually(lambda: statuses_for(receiver, mid) == ["sent", "delivered", "read"], what="three webhooks")
     assert api.balance() == before - PRICE["carousel"]
+    assert reserved(srv) == (0, 0)
     m = api.message(mid)
     assert m["amount"]["value"] == "0.0500000"
     assert m["sent_at"] and m["delivered_at"]
@@ -146,7 +175,7 @@ def test_delivered_and_read_billed_once_with_webhooks(setup) -> None:  # type: i
 
 @pytest.mark.parametrize("suffix", ["9990", "9991", "9992"])
 def test_fallback_to_sms_billed_at_sms_price(setup, suffix: str) -> None:  # type: ignore[no-untyped-def]
-    _srv, api, receiver = setup
+    srv, api, receiver = setup
     before = api.balance()
     body = request_body(f"38066123{suffix}", f"fb{suffix}", validity_seconds=60)
     mid = api.send(body).json()["data"]["id"]
@@ -159,18 +188,27 @@ def test_fallback_to_sms_billed_at_sms_price(setup, suffix: str) -> None:  # typ
     assert sms["parts"] == 1 and sms["reference_id"] == f"fb{suffix}"
     assert sms["amount"]["value"] == "0.0250000"
     assert api.balance() == before - PRICE["sms"]
+    assert reserved(srv) == (0, 0)  # the RCS price handed on to the SMS, then charged at its price
     both = api.messages(**{"filter[reference_id]": f"fb{suffix}"})
     assert [(m["id"], m["type"]) for m in both] == [(mid, "rcs"), (sms_ids[0], "sms")]
     eventually(lambda: "delivered" in statuses_for(receiver, sms_ids[0]), what="sms webhook")
 
 
 def test_delivered_never_read(setup) -> None:  # type: ignore[no-untyped-def]
-    srv, api, _ = setup
+    srv, api, receiver = setup
     mid = api.send(request_body("380661239993", sms=False)).json()["data"]["id"]
     api.wait_status(mid, "delivered", advance=0.5)
     srv.clock.advance(600)
-    eventually(lambda: True)
+    # A message to a number that reads, sent now: the upstream hands its reports over in due order,
+    # so once its "read" is in, a "read" of the first (due ten minutes earlier) would be too.
+    control = api.send(request_body("380661231231", sms=False)).json()["data"]["id"]
+    api.wait_status(control, "read", advance=0.5)
     assert api.message(mid)["status"] == "delivered"
+    assert [e.status for e in events_of(srv, mid)] == ["accepted", "sending", "sent", "delivered"]
+    eventually(
+        lambda: statuses_for(receiver, control) == ["sent", "delivered", "read"], what="control webhooks"
+    )
+    assert statuses_for(receiver, mid) == ["sent", "delivered"]
 
 
 def test_click_webhook(setup) -> None:  # type: ignore[no-untyped-def]
@@ -187,31 +225,48 @@ def test_click_webhook(setup) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_rejected_by_upstream_is_failed_without_fallback_or_charge(setup) -> None:  # type: ignore[no-untyped-def]
-    _srv, api, receiver = setup
+    srv, api, receiver = setup
     before = api.balance()
     mid = api.send(request_body("380661239995")).json()["data"]["id"]
     m = api.wait_status(mid, "failed")
     assert m["alternative_channels"]["sms"]["id"] == []
     assert api.balance() == before
+    assert reserved(srv) == (0, 0)
     eventually(lambda: statuses_for(receiver, mid) == ["failed"], what="failed webhook")
 
 
 def test_sms_undelivered_too_means_no_charge(setup) -> None:  # type: ignore[no-untyped-def]
-    _srv, api, _ = setup
+    srv, api, _ = setup
     before = api.balance()
     mid = api.send(request_body("380661239996")).json()["data"]["id"]
     api.wait_status(mid, "undelivered")
     sms_id = eventually(lambda: api.message(mid)["alternative_channels"]["sms"]["id"])[0]
     api.wait_status(sms_id, "undelivered", advance=0.5)
     assert api.balance() == before
+    assert reserved(srv) == (0, 0)
     assert api.message(sms_id)["amount"]["value"] == "0.0000000"
 
 
-def test_unreachable_upstream_is_retried_with_backoff(setup) -> None:  # type: ignore[no-untyped-def]
-    _srv, api, _ = setup
+def test_unreachable_upstream_is_retried_with_backoff(server_factory) -> None:  # type: ignore[no-untyped-def]
+    # Workers that look for due messages every 20 ms even when idle: a retry is then taken within a
+    # step or two of the injected clock after it is due.
+    srv = server_factory(run_workers=True, worker_idle_poll_seconds=0.02)
+    demo = srv.call(lambda db: ensure_demo(db, srv.clock, var_dir=srv.settings.var_dir))
+    api = Api(srv, demo.api_key)
     mid = api.send(request_body("380661239997", sms=False)).json()["data"]["id"]
-    # Three transient failures, each retried later on the injected clock, then delivered.
-    api.wait_status(mid, "delivered", "read", advance=2.0)
+    # Three transient failures, each retried later on the injected clock, then delivered. The clock
+    # moves in small steps, so that each retry's time shows its delay.
+    api.wait_status(mid, "delivered", "read", advance=0.1)
+    history = events_of(srv, mid)
+    submits = [e.at for e in history if (e.from_status, e.status) == ("accepted", "sending")]
+    retries = [e for e in history if (e.from_status, e.status) == ("sending", "accepted")]
+    assert len(submits) == 4, history
+    assert [e.detail for e in retries] == ["retry: upstream unreachable"] * 3, history
+    # Each retry waits for its delay (domain/backoff.exponential_delay: 1 s, 2 s, 4 s, each ±20%), and
+    # is taken when due; the clock moves 0.1 s at a time.
+    for n, (failed, again) in enumerate(zip(retries, submits[1:], strict=True)):
+        waited = (again - failed.at).total_seconds()
+        assert 0.8 * 2**n <= waited <= 1.2 * 2**n + 0.5, (n, waited, history)
 
 
 def test_country_mismatch_and_stop_list_are_failed_and_never_billed(setup) -> None:  # type: ignore[no-untyped-def]
@@ -228,6 +283,7 @@ def test_country_mismatch_and_stop_list_are_failed_and_never_billed(setup) -> No
     assert ignored["status"] == "accepted"
     api.wait_status(ignored["id"], "read", advance=0.5)
     assert api.balance() == before - PRICE["carousel"]
+    assert reserved(srv) == (0, 0)
     assert statuses_for(receiver, foreign["id"]) == [] and statuses_for(receiver, stopped["id"]) == []
 
 
@@ -242,6 +298,7 @@ def test_sms_stop_list_blocks_only_the_fallback(setup) -> None:  # type: ignore[
     sms_id = eventually(lambda: api.message(mid)["alternative_channels"]["sms"]["id"])[0]
     assert api.message(sms_id)["status"] == "failed"
     assert api.balance() == before
+    assert reserved(srv) == (0, 0)
 
 
 def test_insufficient_funds_stores_nothing(setup) -> None:  # type: ignore[no-untyped-def]
@@ -340,6 +397,17 @@ def test_private_callback_urls_are_refused_unless_allowed(server_factory, receiv
     api = Api(srv, demo.api_key)
     mid = api.send(request_body("380661231231", sms=False, callback_url=receiver.url)).json()["data"]["id"]
     api.wait_status(mid, "read", advance=0.5)
-    srv.clock.advance(60)
-    eventually(lambda: True)
+
+    async def outbox(db: Database) -> list[Any]:
+        async with db.read() as conn:
+            query = select(webhook_deliveries).where(webhook_deliveries.c.message_id == mid)
+            return list(await conn.execute(query))
+
+    # Every webhook was tried, and given up on by the callback URL policy, without a connection.
+    tried = eventually(
+        lambda: (rows := srv.call(outbox)) and all(r.status != "pending" for r in rows) and rows,
+        what="the message's webhooks settled",
+    )
+    assert len(tried) == 3
+    assert all(r.status == "failed" and "only sent to public addresses" in r.last_error for r in tried), tried
     assert receiver.received == []

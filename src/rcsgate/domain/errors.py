@@ -7,6 +7,7 @@ DomainError
 ├── Rejected            a valid request the rules refuse (e.g. "Insufficient funds")
 ├── RateLimited         too many requests, or the same request repeated too soon
 └── Unavailable         a dependency (the database) cannot be reached right now
+    └── StorageFull     the database has no space left for a write (until space is freed)
 """
 
 from __future__ import annotations
@@ -57,3 +58,8 @@ class RateLimited(DomainError):
 class Unavailable(DomainError):
     def __init__(self, message: str = "Service temporarily unavailable.") -> None:
         super().__init__(message)
+
+
+class StorageFull(Unavailable):
+    """A write failed because the database's disk (or its size limit) is full: nothing was written,
+    and the same request may succeed once space is freed."""

@@ -16,26 +16,67 @@ its own SAVEPOINT (a failing writer rolls back only its own work), and the trans
 when nobody else is queued, or the group is large or old. ``write()`` returns only after the
 commit that holds its work, so an acknowledged request is on disk; concurrent requests share one
 commit instead of paying one each.
+
+A write that fails because the database's storage is full (SQLite's SQLITE_FULL, PostgreSQL's
+SQLSTATE 53100; ``is_storage_full`` is the one place that tells) raises the domain error
+``StorageFull`` (an ``Unavailable``: the API answers 503 with Retry-After). The Database remembers it
+(``storage_full``, which /readyz reports) until a write commits ``FULL_HOLD_SECONDS`` after the last
+such failure, and logs each such episode once. Not at the first write that commits: on a full disk
+some still do (one that changes nothing, or fits in the room the write-ahead log already has), and
+readiness would flap with every one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sized
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from rcsgate.config import normalize_database_url
+from rcsgate.domain.errors import StorageFull
+from rcsgate.logging_setup import get_logger
+
+log = get_logger("rcsgate.db")
 
 _READ_OPTION = "rcsgate_read"
+# "database or disk is full" (the primary result code; extended codes keep it in the low byte).
+SQLITE_FULL: Final = 13
+# PostgreSQL's disk_full condition.
+PG_DISK_FULL: Final = "53100"
+# How long after a write failed for lack of space the database still counts as full.
+FULL_HOLD_SECONDS: Final = 10.0
+
+
+def is_storage_full(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error it was raised from or while handling, is the database running
+    out of space (SQLite's SQLITE_FULL, PostgreSQL's SQLSTATE 53100, or our StorageFull)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, StorageFull):
+            return True
+        orig: Any = exc.orig if isinstance(exc, DBAPIError) else exc
+        if (
+            isinstance(orig, sqlite3.Error)
+            and (getattr(orig, "sqlite_errorcode", 0) or 0) & 0xFF == SQLITE_FULL
+        ):
+            return True
+        if getattr(orig, "sqlstate", None) == PG_DISK_FULL:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def is_sqlite_url(url: str) -> bool:
@@ -95,10 +136,22 @@ def _inline_creator(database: str) -> Callable[[], Awaitable[aiosqlite.Connectio
     return connect
 
 
+def _create_private(database: str) -> None:
+    """Create a missing database file readable and writable by its owner only: it holds webhook
+    signing secrets and connector keys. SQLite gives the -wal and -shm files it creates beside it the
+    database file's mode, so they are private too. An existing file keeps its mode."""
+    try:
+        fd = os.open(database, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def _sqlite_engine(url: str, *, inline: bool = False) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(database)
     if inline and database and database != ":memory:":
         engine = create_async_engine(url, async_creator=_inline_creator(database))
     else:
@@ -166,7 +219,12 @@ class _GroupCommitWriter:
             savepoint = await conn.begin_nested()
             try:
                 yield conn
-            except BaseException:
+            except BaseException as exc:
+                if is_storage_full(exc):
+                    # SQLite may have rolled back the whole transaction, not just this savepoint:
+                    # the group's earlier writers must not be told their work was committed.
+                    await self._finish(exc)
+                    raise
                 try:
                     await savepoint.rollback()
                 except BaseException as exc:
@@ -200,13 +258,15 @@ class _GroupCommitWriter:
             else:
                 await trans.rollback()
         except BaseException as exc:
-            failure = exc
+            failure = failure or exc  # a rollback that fails after a failure: the first one tells why
         finally:
             await conn.close()
         if failure is None:
             group.set_result(None)
         else:
-            group.set_exception(RuntimeError(f"write transaction failed: {failure!r}"))
+            error = RuntimeError(f"write transaction failed: {failure!r}")
+            error.__cause__ = failure  # for is_storage_full
+            group.set_exception(error)
             group.exception()  # retrieved here, so a group whose writers all failed logs no warning
 
     def _commit_if_abandoned(self) -> None:
@@ -229,6 +289,10 @@ class Database:
         # What write() runs on: on SQLite a second engine, whose connections run on the loop's thread.
         self.write_engine = engine
         self._writer: _GroupCommitWriter | None = None
+        # Since when (monotonic time) writes fail for lack of space, and when one last did; None, 0.0
+        # while they succeed.
+        self.full_since: float | None = None
+        self._last_full = 0.0
         if self.is_sqlite:
             self.write_engine = _sqlite_engine(engine.url.render_as_string(hide_password=False), inline=True)
             self._writer = _GroupCommitWriter(self.write_engine)
@@ -240,14 +304,58 @@ class Database:
     @asynccontextmanager
     async def write(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:
         """One transaction, committed when the block ends without an exception. ``bulk``: the block
-        writes a campaign's worth of rows (see ``off_loop``)."""
-        if self._writer is None:
-            async with self.engine.begin() as conn:
-                yield conn
+        writes a campaign's worth of rows (see ``off_loop``). Raises StorageFull when the database
+        has no space left for it."""
+        try:
+            if self._writer is None:
+                async with self.engine.begin() as conn:
+                    yield conn
+            else:
+                with off_loop() if bulk else nullcontext():
+                    async with self._writer.write() as conn:
+                        yield conn
+        except Exception as exc:
+            if not is_storage_full(exc):
+                raise
+            self._storage_full(exc)
+            if isinstance(exc, StorageFull):
+                raise
+            raise StorageFull() from exc
+        if self.full_since is not None and self._now() - self._last_full >= FULL_HOLD_SECONDS:
+            log.warning("database_writes_resumed", full_seconds=round(self._now() - self.full_since, 1))
+            self.full_since = None
+
+    @property
+    def storage_full(self) -> bool:
+        """Whether writes fail for lack of space (see the module docstring)."""
+        return self.full_since is not None
+
+    def _storage_full(self, exc: BaseException) -> None:
+        self._last_full = self._now()
+        if self.full_since is None:
+            self.full_since = self._last_full
+            log.error("database_storage_full", error=str(exc.__cause__ or exc)[:200])
+
+    @staticmethod
+    def _now() -> float:
+        return time.monotonic()
+
+    async def probe_write(self) -> None:
+        """Raises StorageFull while writes fail for lack of space. Once none has for
+        ``FULL_HOLD_SECONDS``, a small committed write tells whether space is back, so that a
+        process nobody writes through (say, an API process its load balancer left) notices."""
+        if self.full_since is None:
             return
-        with off_loop() if bulk else nullcontext():
-            async with self._writer.write() as conn:
-                yield conn
+        if self._now() - self._last_full >= FULL_HOLD_SECONDS:
+            async with self.write() as conn:
+                if self.is_sqlite:
+                    # Rewrites the header page: a commit that needs room in the write-ahead log.
+                    version = (await conn.execute(text("PRAGMA user_version"))).scalar_one()
+                    await conn.execute(text(f"PRAGMA user_version = {int(version)}"))
+                else:
+                    await conn.execute(text("SELECT txid_current()"))
+        if self.full_since is not None:
+            raise StorageFull()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -9,6 +9,15 @@ chains claimed before are being posted, each chain's deliveries one after the ot
 at once, at most ``per_receiver`` requests to one receiver at a time). A message's next delivery
 goes only after its previous one was acknowledged, so receivers see each message's callbacks in
 creation order.
+
+A graceful stop (the stop event) claims nothing more, posts nothing more, and records everything:
+deliveries claimed but not on the wire yet are handed back at once (due again, the claim's attempt
+not counted), and posts on the wire get until ``stop_seconds`` after the stop to be answered — well
+inside the runner's grace (dispatch/runner.py), which cancels what is still running after it. A
+post cut there is recorded as an attempt whose answer never came, due again at once (at least once,
+as after a timeout). Posting everything claimed instead (up to ``max_in_flight`` deliveries, behind
+a slow receiver's slots) could outlast that grace, and its cancellation would leave posts the
+receiver already had unrecorded, to be posted again when their claims ran out.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from rcsgate.clock import Clock
 from rcsgate.domain.backoff import IdleWait, retry_delay
 from rcsgate.logging_setup import get_logger
 from rcsgate.store import webhooks as store
-from rcsgate.store.db import Database
+from rcsgate.store.db import Database, is_storage_full
 from rcsgate.webhooks.http_client import WebhookClient
 from rcsgate.webhooks.http_delivery import DeliveryResult, make_client, post_webhook, receiver_key
 from rcsgate.webhooks.signing import signed_headers
@@ -39,6 +48,9 @@ log = get_logger("rcsgate.webhooks")
 # earlier delivery of its message was not acknowledged).
 Outcome = tuple[Row[Any], DeliveryResult | None]
 Chains = tuple[list[list[Row[Any]]], dict[int, str]]
+
+# The error recorded for a post that a graceful stop cut before its receiver answered.
+STOPPED_ERROR = "the sender stopped before the receiver answered"
 
 
 class WebhookSender:
@@ -58,6 +70,7 @@ class WebhookSender:
         idle_seconds: float = 1.0,
         linger_seconds: float = 0.01,
         lease_seconds: float = 120.0,
+        stop_seconds: float = 5.0,
         wake: asyncio.Event | None = None,
     ) -> None:
         self.db = db
@@ -76,6 +89,8 @@ class WebhookSender:
         # posts are in flight: one transaction then records and claims many.
         self.linger_seconds = linger_seconds
         self.lease_seconds = lease_seconds
+        # How long a graceful stop waits for posts on the wire (see the module docstring).
+        self.stop_seconds = stop_seconds
         # Set when deliveries may have become due (new outbox rows); outcomes wake the loop too.
         self.wake = wake or asyncio.Event()
         self._rng = random.Random()
@@ -85,8 +100,16 @@ class WebhookSender:
         self._posting = 0  # deliveries claimed and not yet posted
         self._gates: dict[str, asyncio.Semaphore] = {}
         self._slots = asyncio.Semaphore(concurrency)
+        self._stop: asyncio.Event | None = None
+        # Once stopping: the loop time at which posts still on the wire are cut; and those posts'
+        # timeouts, to bring forward to it.
+        self._cutoff: float | None = None
+        self._wire: set[asyncio.Timeout] = set()
+        self._full_pause = 0.0  # the last pause while the database is full, 0 otherwise
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+        self._cutoff = None
         client = make_client()
         tasks: set[asyncio.Task[None]] = set()
         try:
@@ -97,12 +120,24 @@ class WebhookSender:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await client.close()
+            # Cancelled or crashed: what was claimed and not recorded stays claimed until its lease
+            # ends. A restarted run (dispatch/runner.py) must not wait for it.
+            self._outcomes = []
+            self._in_flight = self._posting = 0
+
+    def _begin_stop(self) -> None:
+        """Bound the wait for the posts on the wire; those waiting for a slot go back untried."""
+        self._cutoff = asyncio.get_running_loop().time() + self.stop_seconds
+        for cut in self._wire:
+            when = cut.when()
+            cut.reschedule(self._cutoff if when is None else min(when, self._cutoff))
+        log.info("webhooks_stopping", claimed=self._in_flight, on_the_wire=len(self._wire))
 
     async def _round(
         self, stop: asyncio.Event, client: WebhookClient, tasks: set[asyncio.Task[None]]
     ) -> None:
         """Wait for work, then one transaction: record the outcomes in, claim what is due (not when
-        stopping: a graceful stop only posts and records what was claimed)."""
+        stopping: a graceful stop only records, see the module docstring)."""
         stopping = stop.is_set()
         if stopping:
             # Only outcomes matter now.
@@ -112,6 +147,10 @@ class WebhookSender:
             await _wait_any(self._busy, self.wake, stop, seconds=self.idle.next())
             if self.wake.is_set() or self._busy.is_set():
                 self.idle.found()
+        if stop.is_set():
+            stopping = True
+            if self._cutoff is None:
+                self._begin_stop()
         if self._posting and not stopping:
             await asyncio.sleep(self.linger_seconds)
         self.wake.clear()
@@ -127,9 +166,20 @@ class WebhookSender:
             # The database is away: keep the outcomes and try again shortly (a lease that ends
             # meanwhile only means a duplicate POST, never a lost one).
             self._outcomes[:0] = outcomes
-            log.error("webhook_round_failed", outcomes=len(outcomes), error=type(exc).__name__)
-            await asyncio.sleep(1.0)
+            pause = 1.0
+            if is_storage_full(exc):
+                # Says so once (so does the database); tries less often while it lasts.
+                if not self._full_pause:
+                    log.warning("webhooks_paused", reason="database storage full", outcomes=len(outcomes))
+                pause = self._full_pause = min(max(2 * self._full_pause, 1.0), 5.0)
+            else:
+                log.error("webhook_round_failed", outcomes=len(outcomes), error=type(exc).__name__)
+            if stopping:
+                await asyncio.sleep(min(pause, 1.0))
+            else:
+                await _wait_any(stop, seconds=pause)
             return
+        self._full_pause = 0.0
         self._in_flight -= len(outcomes)
         if chains:
             self.idle.found()
@@ -193,20 +243,30 @@ class WebhookSender:
         body = row.body.encode()
         gate = self._gate(row.url)
         async with self._slots, gate:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or (self._stop is not None and self._stop.is_set()):
                 return None
             # The signature timestamp is wall time: receivers compare it with their own clocks.
             headers = signed_headers(
                 secret=secret, webhook_id=row.webhook_id, timestamp=datetime.now(UTC), body=body
             )
-            return await post_webhook(
-                client,
-                url=row.url,
-                body=body,
-                headers=headers,
-                timeout_s=self.timeout_seconds,
-                allow_private=self.allow_private,
-            )
+            started = time.perf_counter()
+            try:
+                # No limit of its own until a stop sets one (post_webhook has its timeout).
+                async with asyncio.timeout_at(self._cutoff) as cut:
+                    self._wire.add(cut)
+                    try:
+                        return await post_webhook(
+                            client,
+                            url=row.url,
+                            body=body,
+                            headers=headers,
+                            timeout_s=self.timeout_seconds,
+                            allow_private=self.allow_private,
+                        )
+                    finally:
+                        self._wire.discard(cut)
+            except TimeoutError:  # cut by the stop (post_webhook turns its own timeout into a result)
+                return DeliveryResult("retry", None, STOPPED_ERROR, (time.perf_counter() - started) * 1000.0)
 
     def _gate(self, url: str) -> asyncio.Semaphore:
         """The concurrency limit of the receiver (scheme, host and port) behind ``url``: one slow
@@ -231,9 +291,12 @@ class WebhookSender:
         for row, result in outcomes:
             if result is None or result.outcome == "delivered":
                 continue
-            delay = (
-                retry_delay(row.attempts, self.schedule, rng=self._rng) if result.outcome == "retry" else None
-            )
+            if result.error == STOPPED_ERROR and result.status_code is None:
+                delay: float | None = 0.0  # the stop's doing, not the receiver's: due again at once
+            elif result.outcome == "retry":
+                delay = retry_delay(row.attempts, self.schedule, rng=self._rng)
+            else:
+                delay = None
             if delay is None:
                 await store.mark_failed(
                     conn, delivery_id=row.id, status_code=result.status_code, error=result.error

@@ -14,8 +14,13 @@ async def healthz() -> Health:
 
 
 @router.get(
-    "/readyz", response_model=Health, responses={503: {"model": ErrorBody}}, summary="The database answers"
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": ErrorBody}},
+    summary="The database answers and takes writes",
 )
 async def readyz(ctx: Context) -> Health:
     await ctx.db.ping()
+    # After a write failed for lack of space: not ready until a write commits again.
+    await ctx.db.probe_write()
     return Health(status="ready")
