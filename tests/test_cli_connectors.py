@@ -1,5 +1,6 @@
-"""`rcsgate connectors …` and `rcsgate agents set-connector` as an operator runs them (real
-subprocesses on the test's database), and a change reaching a running server without a restart."""
+"""`rcsgate connectors …` and `rcsgate agents set-connector` as an operator runs them (the CLI app on
+the test's database; real subprocesses for the change that must reach a running server without a
+restart)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,35 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from typer.testing import CliRunner
 
 from conftest import LiveServer, eventually
 from rbm_local import AGENT_ID, CLIENT_TOKEN, RbmThread
+from rcsgate.cli import app
 from rcsgate.services.demo import ensure_demo
 
 RCSGATE = str(Path(sys.executable).parent / "rcsgate")
+runner = CliRunner()
 
 
-def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(db_url: str, *args: str) -> Ran:
+    result = runner.invoke(app, list(args), env={"RCSGATE_DATABASE_URL": db_url})
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def cli_process(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RCSGATE_")}
     env["RCSGATE_DATABASE_URL"] = db_url.replace("sqlite+aiosqlite://", "sqlite://")
     return subprocess.run([RCSGATE, *args], env=env, capture_output=True, text=True, timeout=60)
@@ -176,7 +193,7 @@ def test_a_route_set_by_the_cli_reaches_a_running_server_within_5_seconds(
             ).returncode
             == 0
         )
-        assert cli(db_url, "agents", "set-connector", "1", "live").returncode == 0
+        assert cli_process(db_url, "agents", "set-connector", "1", "live").returncode == 0
         time.sleep(5)  # the promise: within 5 s, no restart
         second = send("380661230002")
         assert eventually(lambda: upstream(second), timeout=10) == "live"
