@@ -24,6 +24,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from rcsgate.api.app import create_app
+from rcsgate.api.http_server import server_options
 from rcsgate.clock import ManualClock
 from rcsgate.config import Settings, normalize_database_url
 from rcsgate.services import accounts, auth
@@ -155,7 +156,8 @@ class ServerThread:
     def __init__(self, app: Any) -> None:
         self.sock = _free_socket()
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+        # The HTTP layer production runs (api/http_server.py: capped request heads).
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", **server_options())
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import httpx
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from conftest import LiveServer, ServerThread
 from rcsgate.api.errors import install_error_handlers
+
+INVALID = "The given data was invalid."
 
 
 def assert_error_shape(r: httpx.Response, status: int) -> dict[str, object]:
@@ -34,12 +39,18 @@ def test_malformed_json_and_missing_fields_are_422(server: LiveServer) -> None:
             "message": "The given data was invalid.",
             "errors": {"body": ["The request body is not valid JSON."]},
         }
+        # Laravel's wording, as on every route: the attribute with its underscores shown as spaces.
         body = assert_error_shape(c.post("/api/auth/login", json={}), 422)
-        assert body["errors"] == {"api_key": ["The api_key field is required."]}
+        assert body["errors"] == {"api_key": ["The api key field is required."]}
+        # A body that is not an object reads as {}, as on every other route.
         body = assert_error_shape(c.post("/api/auth/login", json=[1, 2]), 422)
-        assert list(body["errors"]) == ["body"]
+        assert body["errors"] == {"api_key": ["The api key field is required."]}
         body = assert_error_shape(c.post("/api/auth/login", json={"api_key": 5}), 422)
-        assert list(body["errors"]) == ["api_key"]
+        assert body["errors"] == {"api_key": ["The api key must be a string."]}
+        body = assert_error_shape(c.post("/api/auth/login", json={"api_key": "  "}), 422)
+        assert body["errors"] == {"api_key": ["The api key field is required."]}
+        body = assert_error_shape(c.post("/api/auth/login", json={"api_key": "k" * 201}), 422)
+        assert body["errors"] == {"api_key": ["The api key may not be greater than 200 characters."]}
 
 
 def test_body_over_the_limit_is_413(server_factory) -> None:  # type: ignore[no-untyped-def]
@@ -116,3 +127,75 @@ def test_database_unreachable_is_503_but_sql_bugs_are_500() -> None:
         r = c.get("/bug")
         assert_error_shape(r, 500)
         assert "nope" not in r.text
+
+
+def _wrong_value(schema: dict[str, Any]) -> str | None:
+    """A value a parameter's schema refuses, or None when it accepts any string."""
+    for kind in (schema, *schema.get("anyOf", [])):
+        if kind.get("type") == "integer" or kind.get("items", {}).get("type") == "integer":
+            return "x"
+        if "enum" in kind:
+            return "not-a-choice"
+        if "pattern" in kind:
+            return "!"
+        if "maxLength" in kind:
+            return "x" * (int(kind["maxLength"]) + 1)
+    return None
+
+
+def test_query_path_and_header_errors_are_worded_like_body_errors(server: LiveServer) -> None:
+    """One 422 formatter: Laravel's wording, as for body fields, for every query and path parameter of
+    the OpenAPI document (so that a new one is covered) and for headers."""
+    _, key = server.new_account()
+    laravel = re.compile(r"The .+\.")
+    with server.client(headers={"X-API-KEY": key}) as c:
+        pinned = {
+            ("/api/messages", "page[limit]", "1"): "The page[limit] must be at least 15.",
+            ("/api/messages", "page[limit]", "501"): "The page[limit] may not be greater than 500.",
+            ("/api/campaigns", "page[limit]", "15"): "The page[limit] must be at least 30.",
+            ("/api/messages", "sort", "nope"): "The selected sort is invalid.",
+            ("/api/messages", "filter[id]", "x"): "The filter[id] must be an integer.",
+            ("/api/messages", "filter[reference_id]", "r" * 33): (
+                "The filter[reference id] may not be greater than 32 characters."
+            ),
+            ("/api/campaigns", "filter[type]", "fax"): "The filter[type] format is invalid.",
+            ("/api/contacts", "groups[]", "x"): "The groups[].0 must be an integer.",
+        }
+        for (path, name, value), message in pinned.items():
+            r = c.get(path, params={name: value})
+            key_ = "groups[].0" if name == "groups[]" else name
+            assert r.json() == {"message": INVALID, "errors": {key_: [message]}}, (path, name, r.text)
+        r = c.get("/api/senders")
+        assert r.json() == {"message": INVALID, "errors": {"type": ["The type field is required."]}}
+        r = c.get("/api/campaigns/x/detail")
+        assert r.json() == {
+            "message": INVALID,
+            "errors": {"campaign_id": ["The campaign id must be an integer."]},
+        }
+        # A header: the same words on the single-send fast lane (checked by hand) and on campaigns.
+        long_key = {"Idempotency-Key": "k" * 256}
+        too_long = {"Idempotency-Key": ["The Idempotency-Key may not be greater than 255 characters."]}
+        for path in ("/api/messages/rcs/send", "/api/campaigns/rcs/send"):
+            r = c.post(path, json={}, headers=long_key)
+            assert r.status_code == 422 and r.json()["errors"] == too_long, (path, r.text)
+
+        spec = c.get("/openapi.json").json()
+        checked = 0
+        for path, methods in spec["paths"].items():
+            for method, operation in methods.items():
+                for parameter in operation.get("parameters", []):
+                    wrong = _wrong_value(parameter.get("schema", {}))
+                    if wrong is None or parameter["in"] not in ("query", "path"):
+                        continue
+                    target = path
+                    params = {parameter["name"]: wrong}
+                    if parameter["in"] == "path":
+                        target, params = path.replace("{" + parameter["name"] + "}", wrong), {}
+                    target = re.sub(r"\{[^}]+\}", "1", target)
+                    r = c.request(method.upper(), target, params=params)
+                    assert r.status_code == 422, (method, path, parameter["name"], r.status_code, r.text)
+                    for field, messages in r.json()["errors"].items():
+                        for text in messages:
+                            assert laravel.fullmatch(text) and "should" not in text, (path, field, text)
+                    checked += 1
+        assert checked > 30

@@ -131,15 +131,26 @@ C0 = "options.cards.0"
 SMS = "alternative_channel.sms"
 
 RULES = [
-    # phone.number: 9-15 digits, a string, no plus
+    # phone.number: 9-15 digits, country code first (no leading 0); a "+" or a JSON integer works too
     Rule(
         "text",
         "phone.number",
-        ["380661231", "380661231231", "1" * 15],
-        ["1" * 8, "1" * 16, "+380661231231", "38066123123a", "380 6612312", "\uff13" * 12, "380661231231\n"],
+        ["380661231", "380661231231", "1" * 15, "+380661231231", 380661231231],
+        [
+            "1" * 8,
+            "1" * 16,
+            "0661231231",
+            "00380661231231",
+            "++380661231231",
+            "38066123123a",
+            "380 6612312",
+            "\uff13" * 12,
+            "380661231231\n",
+            12345678,
+        ],
         "The phone.number format is invalid.",
     ),
-    Rule("text", "phone.number", [], [380661231231], "The phone.number must be a string."),
+    Rule("text", "phone.number", [], [True, 3.8e11, [1]], "The phone.number must be a string."),
     Rule("text", "phone.number", [], [None, "", _DELETE], "The phone.number field is required."),
     Rule("text", "phone", [], ["380661231231", [1]], "The phone must be an array."),
     Rule("text", "phone", [], [None, _DELETE], "The phone field is required."),
@@ -316,8 +327,8 @@ RULES = [
     Rule(
         "cards",
         f"{C0}.{S}.1.phone",
-        ["380971112", "1" * 15],
-        ["38097111", "1" * 16, "+380971112233", "string"],
+        ["380971112", "1" * 15, "+380971112233"],
+        ["38097111", "1" * 16, "0971112233", "string"],
         f"The {C0}.{S}.1.phone format is invalid.",
     ),
     # suggestion: url xor phone; type optional, inferred, must match
@@ -498,12 +509,10 @@ RULES = [
         "campaign",
         "phones.1.number",
         ["380661231233"],
-        ["380661231231"],
+        ["380661231231", "+380661231231", 380661231231],
         "The phones.1.number field has a duplicate value.",
     ),
-    Rule(
-        "campaign", "phones.1.number", [], ["12", "+380661231232"], "The phones.1.number format is invalid."
-    ),
+    Rule("campaign", "phones.1.number", [], ["12", "0661231232"], "The phones.1.number format is invalid."),
     Rule(
         "campaign",
         "phones.1.reference_id",
@@ -751,8 +760,10 @@ def test_campaign_to_domain_parses_start_at_to_utc() -> None:
     assert send.start_at == datetime(2025, 1, 25, 7, 0, tzinfo=UTC)
     assert send.start_at.tzinfo is UTC
     assert send.recipients == (rc.Recipient("380661231231", "r1"), rc.Recipient("380661231232"))
+    # Without an offset: a wall time in the account's zone, resolved by the campaign service.
     naive = SendRcsCampaignRequest.model_validate({**base, "start_at": "2025-01-25 09:00:00"}).to_domain()
-    assert naive.start_at == datetime(2025, 1, 25, 9, 0, tzinfo=UTC)
+    assert naive.start_at == datetime(2025, 1, 25, 9, 0)
+    assert rc.start_at_utc(naive.start_at, "Europe/Kyiv") == datetime(2025, 1, 25, 7, 0, tzinfo=UTC)
     assert SendRcsCampaignRequest.model_validate(base).to_domain().start_at is None
 
 
@@ -924,7 +935,7 @@ def test_sdk_validity_seconds_beside_validity_72_and_sms_alternative(api_client:
             datetime(2025, 1, 25, 9, 0, tzinfo=timezone(timedelta(hours=2))),
             datetime(2025, 1, 25, 7, 0, tzinfo=UTC),
         ),
-        (datetime(2025, 1, 25, 9, 0, 0, 123), datetime(2025, 1, 25, 9, 0, 0, 123, tzinfo=UTC)),
+        (datetime(2025, 1, 25, 9, 0, 0, 123), datetime(2025, 1, 25, 9, 0, 0, 123)),  # the account's zone
         (None, None),
     ],
 )
@@ -1084,7 +1095,7 @@ def test_page_groups_example_fails_only_on_its_placeholders() -> None:
     send = SendRcsCampaignGroupsRequest.model_validate(real).to_domain()
     assert send.group_ids == (17,)
     assert len(send.content.cards) == 4
-    assert send.start_at == datetime(2025, 1, 25, 9, 0, tzinfo=UTC)
+    assert send.start_at == datetime(2025, 1, 25, 9, 0)  # in the account's time zone
     assert send.validity_seconds == 72 * 3600
 
 

@@ -56,9 +56,6 @@ REFUSED_PRIVATE = [
     ("http://192.168.1.1/", "private"),
     ("http://[fc00::1]/", "private"),
     ("http://[fd12:3456::1]/", "private"),
-    ("http://169.254.169.254/latest/meta-data", "link-local"),
-    ("http://[fe80::1]/", "link-local"),
-    ("http://[fe80::1%25eth0]/", "link-local"),
     ("http://[fec0::1]/", "site-local"),
     ("http://224.0.0.1/", "multicast"),
     ("http://[ff02::1]/", "multicast"),
@@ -77,6 +74,30 @@ REFUSED_PRIVATE = [
     ("http://db.internal/", "local name"),
     ("http://router.home.arpa/", "local name"),
     ("http://redis:6379/", "local name"),  # single-label container/search-domain names
+]
+
+# Link-local and cloud metadata destinations: refused whatever allow_private says, in every spelling.
+NEVER_ALLOWED = [
+    ("http://169.254.169.254/latest/meta-data", "link-local"),
+    ("http://169.254.43518/", "link-local"),  # 169.254.169.254, short form
+    ("http://2852039166/", "link-local"),  # 169.254.169.254 as one decimal number
+    ("http://0xa9fea9fe/", "link-local"),
+    ("http://0251.0376.0251.0376/", "link-local"),  # octal
+    ("http://0xa9.0xfe.0xa9.0xfe/", "link-local"),
+    ("http://169.254.0.1:8080/", "link-local"),
+    ("http://[::ffff:169.254.169.254]/", "link-local"),
+    ("http://[::ffff:a9fe:a9fe]/", "link-local"),
+    ("http://[64:ff9b::a9fe:a9fe]/", "link-local"),
+    ("http://[2002:a9fe:a9fe::]/", "link-local"),
+    ("http://[fe80::1]/", "link-local"),
+    ("http://[fe80::1%25eth0]/", "link-local"),
+    ("http://[fd00:ec2::254]/", "private|cloud metadata"),
+    ("http://100.100.100.200/", "not globally routable|cloud metadata"),
+    ("http://168.63.129.16/", "cloud metadata"),
+    ("http://metadata.google.internal/computeMetadata/v1/", "cloud metadata"),
+    ("http://METADATA.google.internal./", "cloud metadata"),
+    ("http://metadata/", "cloud metadata"),
+    ("http://instance-data.ec2.internal/", "cloud metadata"),
 ]
 
 # Refused whatever allow_private says.
@@ -126,6 +147,15 @@ def test_refused_unless_private_allowed(url: str, reason: str) -> None:
     with pytest.raises(CallbackUrlError, match=reason):
         check_callback_url(url, allow_private=False)
     check_callback_url(url, allow_private=True)
+
+
+@pytest.mark.parametrize(("url", "reason"), NEVER_ALLOWED)
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_link_local_and_metadata_refused_even_when_private_allowed(
+    url: str, reason: str, allow_private: bool
+) -> None:
+    with pytest.raises(CallbackUrlError, match=reason):
+        check_callback_url(url, allow_private=allow_private)
 
 
 @pytest.mark.parametrize(("url", "reason"), MALFORMED)
@@ -241,11 +271,40 @@ def test_resolve_and_check_refuses_private_answers(
         asyncio.run(resolve_and_check("rebind.example.com", 443, allow_private=False))
 
 
-def test_resolve_and_check_allow_private_skips_everything(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _fake_getaddrinfo(monkeypatch, {"rebind.example.com": ["127.0.0.1"]})
+def test_resolve_and_check_allow_private_refuses_only_link_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = {
+        "rebind.example.com": ["127.0.0.1", "10.0.0.1"],
+        "localhost": ["127.0.0.1"],
+        "imds.example.com": ["10.0.0.1", "169.254.169.254"],
+        "imds6.example.com": ["fe80::1%eth0"],
+    }
+    calls = _fake_getaddrinfo(monkeypatch, answers)
     asyncio.run(resolve_and_check("rebind.example.com", 443, allow_private=True))
     asyncio.run(resolve_and_check("localhost", 80, allow_private=True))
-    assert calls == []
+    asyncio.run(resolve_and_check("127.0.0.1", 80, allow_private=True))
+    for host in ("imds.example.com", "imds6.example.com"):
+        with pytest.raises(CallbackUrlError, match="link-local"):
+            asyncio.run(resolve_and_check(host, 80, allow_private=True))
+    with pytest.raises(CallbackUrlError, match="link-local"):
+        asyncio.run(resolve_and_check("169.254.169.254", 80, allow_private=True))
+    assert calls == ["rebind.example.com", "localhost", "imds.example.com", "imds6.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("address", "never"),
+    [
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("::ffff:169.254.169.254", "IPv4-embedded link-local"),
+        ("fd00:ec2::254", "cloud metadata"),
+        ("127.0.0.1", None),
+        ("10.0.0.1", None),
+        ("::1", None),
+        ("8.8.8.8", None),
+    ],
+)
+def test_never_allowed(address: str, never: str | None) -> None:
+    assert url_policy.never_allowed(ipaddress.ip_address(address)) == never
 
 
 def test_resolve_and_check_ip_literals_need_no_dns(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,7 @@ from rcsgate.store.migrate import ensure_at_head
 from rcsgate.store.signals import DUE, Signals
 
 from .context import AppContext
+from .docs_pages import install_docs
 from .errors import error_responses, install_error_handlers
 from .fast_lane import FastLane
 from .middleware import RequestContextMiddleware
@@ -88,15 +89,20 @@ def create_app(
         version=rcsgate.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's pages load their assets from a CDN: served from this install instead (docs_pages).
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     # Added first, so it runs inside the request-id, access-log and body-size middleware.
     app.add_middleware(FastLane, routes={("POST", "/api/messages/rcs/send"): messages.send_rcs})
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    # The answers any /api route may give besides its own: the body-size limit (middleware), input
-    # validation, the database being down, and for an account's routes its credentials and rate limit.
-    public = error_responses(413, 422, 503)
-    authenticated = error_responses(401, 413, 422, 429, 503)
+    # The answers any /api route may give besides its own: the body-size and header limits (middleware,
+    # http_server), input validation, the database being down, and for an account's routes its
+    # credentials and rate limit.
+    public = error_responses(413, 422, 431, 503)
+    authenticated = error_responses(401, 413, 422, 429, 431, 503)
     app.include_router(auth.router, responses=public)
     app.include_router(accounts.router, responses=authenticated)
     app.include_router(messages.router, responses=authenticated)

@@ -8,7 +8,6 @@ Errors use Laravel's wording through ``rcs_requests.format_errors``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, TypeVar
@@ -17,6 +16,7 @@ from fastapi import Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from rcsgate.api.bodies import decode_json
 from rcsgate.api.rcs_requests import (
     ARRAY,
     BOOLEAN,
@@ -32,11 +32,11 @@ from rcsgate.api.rcs_requests import (
 )
 from rcsgate.api.schemas import PageMeta
 from rcsgate.domain.errors import InvalidInput
+from rcsgate.domain.phones import PHONE_PATTERN, normalize_phone
 from rcsgate.domain.timefmt import format_ts
 from rcsgate.services import contact_book as book
 from rcsgate.services import stoplist
 from rcsgate.services.contact_book import Criterion
-from rcsgate.services.contacts import book_phone
 from rcsgate.store.contact_book import ContactRecord, GroupRecord, StopListEntry
 
 M = TypeVar("M", bound=BaseModel)
@@ -80,7 +80,7 @@ def _phone(value: object) -> str:
         raise _error(REQUIRED)
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _error(PHONE_FORMAT)
-    phone = book_phone(value)
+    phone = normalize_phone(value)
     if phone is None:
         raise _error(PHONE_FORMAT)
     return phone
@@ -145,7 +145,7 @@ Phone = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^\+?[1-9][0-9]{8,14}$",
+            "pattern": PHONE_PATTERN,
             "description": "9-15 digits, country code first (a JSON integer works too)",
         }
     ),
@@ -253,10 +253,7 @@ async def parse_body(
     raw = await request.body()
     if optional and not raw.strip():
         return model.model_validate({})
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput({"body": ["The request body is not valid JSON."]}) from exc
+    data = decode_json(raw)
     try:
         return model.model_validate(data if isinstance(data, dict) else {})
     except ValidationError as exc:

@@ -71,9 +71,12 @@ async def send_caller(request: Request, ctx: AppContext) -> Caller:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 Context = Annotated[AppContext, Depends(get_context)]
 
-# Bounded so that the offset fits the databases' 64-bit integers (a larger one crashed the query).
+# Every integer parameter is bounded so that it fits the databases' 64-bit integers (a larger one
+# crashed the query with an OverflowError); tests/test_bad_input.py holds each to it.
+INT64_MAX = 2**63 - 1
+
 PageOffset = Annotated[
-    int, Query(alias="page[offset]", ge=0, le=2**63 - 1, description="Skip this many items.")
+    int, Query(alias="page[offset]", ge=0, le=INT64_MAX, description="Skip this many items.")
 ]
 PageLimit = Annotated[
     int, Query(alias="page[limit]", ge=15, le=500, description="Items per page, 15 to 500.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rcsgate.api.rcs_requests import INVALID_JSON, format_errors
 from rcsgate.domain.errors import (
     DomainError,
     InvalidInput,
@@ -27,7 +28,7 @@ from .schemas import ErrorBody
 log = get_logger("rcsgate.api")
 
 INVALID = "The given data was invalid."
-NOT_JSON = "The request body is not valid JSON."
+NOT_JSON = INVALID_JSON
 
 
 def error_body(message: str, errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
@@ -43,35 +44,22 @@ def _json(
     return JSONResponse(error_body(message, errors), status_code=status, headers=dict(headers or {}) or None)
 
 
-def _field_name(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in {"body", "query", "path", "header"}:
-        parts = parts[1:]
-    return ".".join(parts) or "body"
+# Where FastAPI found a parameter: the first element of an error's location, which the answer leaves out.
+_SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
 
 
-def _reason(error: dict[str, Any]) -> str:
-    message = str(error.get("msg", "is invalid"))
-    # pydantic prefixes ValueError texts; the prefix means nothing to an API user.
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-    return message
-
-
-def validation_errors(errors: Any) -> dict[str, list[str]]:
-    fields: dict[str, list[str]] = {}
+def validation_errors(errors: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """FastAPI's RequestValidationError (query, path and header parameters) through the API's one 422
+    formatter, ``rcs_requests.format_errors``: the same Laravel wording as body errors."""
+    located: list[Mapping[str, Any]] = []
     for error in errors:
+        loc = tuple(error.get("loc", ()))
+        if loc and loc[0] in _SOURCES:
+            loc = loc[1:]
         if error.get("type") == "json_invalid":
-            fields.setdefault("body", []).append(NOT_JSON)
-            continue
-        if error.get("type") == "missing" and tuple(error.get("loc", ())) == ("body",):
-            fields.setdefault("body", []).append("The request body is required.")
-            continue
-        name = _field_name(tuple(error.get("loc", ())))
-        reason = f"The {name} field is required." if error.get("type") == "missing" else _reason(error)
-        fields.setdefault(name, []).append(reason)
-    return fields
+            loc = ()  # FastAPI adds the offset in the body
+        located.append({**error, "loc": loc})
+    return format_errors(located)
 
 
 def domain_error_response(exc: DomainError) -> JSONResponse:
@@ -97,6 +85,7 @@ _ERROR_DESCRIPTIONS: dict[int, str] = {
     401: "Missing, unknown, revoked or expired credentials",
     404: "No such object for this account",
     413: "The request body is larger than the server accepts",
+    431: "The request line and headers are larger than the server accepts, or too many",
     422: "Invalid input (`errors` gives the reasons per field), or a request the rules refuse",
     429: "Too many requests for this account, or the same request repeated too soon",
     503: "The database cannot be reached right now",

@@ -1,4 +1,8 @@
-"""Request id, access log and body-size limit, as one plain ASGI middleware (cheaper than BaseHTTPMiddleware)."""
+"""Request id, access log, body-size limit and the checks every request passes before a route reads it
+(header count, NUL in the query string), as one plain ASGI middleware (cheaper than BaseHTTPMiddleware).
+
+The size of a request's head is capped earlier, by the HTTP server itself (``rcsgate.api.http_server``):
+by the time a request gets here its headers have been read whole."""
 
 from __future__ import annotations
 
@@ -7,13 +11,16 @@ import re
 import secrets
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rcsgate.logging_setup import get_logger
 
-from .errors import error_body
+from .errors import INVALID, error_body
+from .http_server import HEAD_TOO_LARGE, MAX_HEADERS
+from .rcs_requests import NUL_CHARACTER, format_errors
 
 log = get_logger("rcsgate.access")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -45,6 +52,15 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if len(scope["headers"]) > MAX_HEADERS:
+                # Also capped by the server (http_server); this holds under any server.
+                await _answer(send_with_id, 431, error_body(HEAD_TOO_LARGE))
+                return
+            if b"%00" in scope["query_string"]:
+                faults = _nul_parameters(scope["query_string"])
+                if faults:
+                    await _answer(send_with_id, 422, error_body(INVALID, faults))
+                    return
             declared = headers.get(b"content-length")
             if declared is not None:
                 # The server (h11/httptools) holds the client to its declared length.
@@ -99,15 +115,31 @@ class RequestContextMiddleware:
 
     @staticmethod
     async def _reject_too_large(send: Send) -> None:
-        body = json.dumps(error_body("Request body too large.")).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, 413, error_body("Request body too large."))
+
+
+def _nul_parameters(query_string: bytes) -> dict[str, list[str]]:
+    """The 422 errors for query parameters whose name or value holds a NUL (``%00``). PostgreSQL refuses
+    a NUL in text (it was a 500 wherever a parameter reaches a query), so no parameter may carry one, on
+    any route or engine, as no body string may (api.bodies)."""
+    faults = [
+        {"type": "rcsgate", "loc": (name.replace("\x00", "\\u0000"),), "msg": NUL_CHARACTER}
+        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="utf-8")
+        if "\x00" in name or "\x00" in value
+    ]
+    return format_errors(faults)
+
+
+async def _answer(send: Send, status: int, body: dict[str, Any]) -> None:
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})

@@ -14,6 +14,14 @@ Input leniency (what BSG's Laravel back end or the official client do):
   an empty string counts as `null` everywhere (Laravel's
   ConvertEmptyStringsToNull), so `"callback_url": ""` is "not given" and
   `"sender": ""` is "required". Strings are not trimmed: this is message content.
+  A message text that is only whitespace (`options.text`, a card's `title`
+  and `text`, a suggestion's `text` and `postback_data`, the SMS alternative's
+  `text`) counts as empty too, as Laravel's TrimStrings makes it: text that is
+  only whitespace is not a message.
+- Strings that are not storable text (a NUL, which PostgreSQL refuses; an
+  unpaired UTF-16 surrogate, which is not Unicode) and bodies nested too
+  deeply are refused before validation, for every body of every route, by
+  `rcsgate.api.bodies.decode_json`.
 - Integers (`validity`, `validity_seconds`, `tariff_code`, `groups[]`): a JSON
   integer or a string of digits ("9"); never a boolean or a float.
 - Booleans (`add_to_contact_book`, `check_stop_list`): true/false, "true"/
@@ -25,6 +33,9 @@ Input leniency (what BSG's Laravel back end or the official client do):
 Error messages follow Laravel's wording. Their `{attribute}` is filled in by
 `validation_errors()` from the dotted path, underscores shown as spaces as
 Laravel does ("The callback url may not be greater than 100 characters.").
+`format_errors()` is the API's one 422 formatter: request bodies, and (through
+`rcsgate.api.errors`) query, path and header parameters, pydantic's own error
+types given Laravel's words too.
 """
 
 from __future__ import annotations
@@ -47,6 +58,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from rcsgate.domain import rcs_content as rc
+from rcsgate.domain.phones import PHONE_PATTERN, normalize_phone
+from rcsgate.webhooks.url_policy import CallbackUrlError, check_callback_url
 
 __all__ = [
     "AlternativeChannelIn",
@@ -64,6 +77,8 @@ __all__ = [
 ]
 
 MAX_CARDS_CONTEXT_KEY: Final = "max_cards"
+# True: RCSGATE_WEBHOOKS_ALLOW_PRIVATE (a callback_url may be on loopback or a private network).
+ALLOW_PRIVATE_CALLBACKS_CONTEXT_KEY: Final = "allow_private_callbacks"
 TARIFF_CODE_MAX: Final = 2_147_483_647  # fits a 32-bit column
 GROUP_ID_MAX: Final = 9_223_372_036_854_775_807  # fits a 64-bit column
 
@@ -95,6 +110,12 @@ SUGGESTION_BOTH_ACTIONS: Final = "The {attribute} field is prohibited when url i
 SUGGESTION_TYPE_MISMATCH: Final = "The {attribute} must be {expected} when {present} is present."
 INVALID: Final = "The {attribute} is invalid."
 INVALID_JSON: Final = "The request body is not valid JSON."
+MIN_CHARS: Final = "The {attribute} must be at least {min} characters."
+GREATER_THAN: Final = "The {attribute} must be greater than {value}."
+LESS_THAN: Final = "The {attribute} must be less than {value}."
+NUL_CHARACTER: Final = "The {attribute} may not contain NUL characters."
+LONE_SURROGATE: Final = "The {attribute} may not contain unpaired UTF-16 surrogates."
+CALLBACK_NOT_CALLABLE: Final = "The {attribute} {reason}."
 
 _ATTRIBUTE: Final = "{attribute}"
 # ctx key of an error raised by a model validator: the paths (relative to the
@@ -150,6 +171,33 @@ def _url_rule(max_len: int, *, media: bool = False) -> BeforeValidator:
         return value
 
     return BeforeValidator(check)
+
+
+def _phone(value: object) -> str:
+    """domain.phones' one rule: a string of digits (one leading "+" allowed) or a JSON integer; the
+    digits go on, so "+380..." and "380..." are the same number everywhere after this."""
+    if value is None:
+        raise _error(REQUIRED)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _error(STRING)
+    phone = normalize_phone(value)
+    if phone is None:
+        raise _error(FORMAT)
+    return phone
+
+
+def _callback_policy(value: str, info: ValidationInfo) -> str:
+    """The webhook URL policy (webhooks.url_policy) at accept time, so that a URL webhooks could never
+    be sent to is refused now rather than dropped at send time: a non-public IP literal in any
+    spelling or a local name (unless the context allows private destinations), a link-local or
+    cloud metadata host (always). Names are not resolved here; delivery checks what they resolve to."""
+    context = info.context if isinstance(info.context, Mapping) else {}
+    try:
+        check_callback_url(value, allow_private=context.get(ALLOW_PRIVATE_CALLBACKS_CONTEXT_KEY) is True)
+    except CallbackUrlError as exc:
+        reason = str(exc).removeprefix("callback URL ").rstrip(".")
+        raise _error(CALLBACK_NOT_CALLABLE, reason=reason) from None
+    return value
 
 
 def _reference_id(value: object) -> str:
@@ -270,8 +318,12 @@ Sender = Annotated[
 ]
 PhoneNumber = Annotated[
     str,
-    _predicate_rule(rc.is_valid_phone, FORMAT),
-    _doc("string", "9-15 digits, country code first, no plus", pattern=r"^[0-9]{9,15}$"),
+    BeforeValidator(_phone),
+    _doc(
+        "string",
+        "9-15 digits, country code first, no leading 0 (a leading + or a JSON integer works too)",
+        pattern=PHONE_PATTERN,
+    ),
 ]
 ReferenceId = Annotated[
     str,
@@ -322,6 +374,8 @@ MediaUrl = Annotated[
 ]
 CallbackUrl = Annotated[
     str,
+    # Before-validators run right to left: the policy sees only what passed the shape rule.
+    BeforeValidator(_callback_policy),
     _url_rule(rc.CALLBACK_URL_MAX),
     _doc("string", "An absolute http(s) URL", maxLength=rc.CALLBACK_URL_MAX, pattern=_HTTP_URL),
 ]
@@ -372,7 +426,8 @@ StartAt = Annotated[
     BeforeValidator(_start_at),
     _doc(
         "string",
-        f"yyyy-mm-dd hh:mm:ss (UTC) or ISO 8601; from now to the end of the {rc.START_AT_MAX_DAYS}th day",
+        "yyyy-mm-dd hh:mm:ss or ISO 8601; without an offset, in the account's time zone; from now to "
+        f"23:59:59 there of the {rc.START_AT_MAX_DAYS}th day",
         pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ Tt][0-9]{2}:[0-9]{2}",
     ),
 ]
@@ -388,6 +443,20 @@ def _present(name: str, kind: str, *, absent: str | None = None, **others: Any) 
 
 
 # --- models -----------------------------------------------------------------
+
+
+def _blank_texts_are_null(data: Any, keys: tuple[str, ...]) -> Any:
+    """Message texts (``keys``) that are only whitespace count as empty, so as null (`str.isspace` is
+    False for "", which `_Model` handles for every field)."""
+    if isinstance(data, dict):
+        for key in keys:
+            value = data.get(key)
+            if isinstance(value, str) and value.isspace():
+                return {
+                    k: None if k in keys and isinstance(v, str) and v.isspace() else v
+                    for k, v in data.items()
+                }
+    return data
 
 
 class _Model(BaseModel):
@@ -433,6 +502,11 @@ class SuggestionIn(_Model):
         }
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_texts(cls, data: Any) -> Any:
+        return _blank_texts_are_null(data, ("text", "postback_data"))
+
     type: SuggestionType | None = None
     text: SuggestionText
     url: ActionUrl | None = None
@@ -474,6 +548,11 @@ class CardIn(_Model):
         json_schema_extra={"anyOf": [_present("text", "string"), _present("media", "object")]}
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_texts(cls, data: Any) -> Any:
+        return _blank_texts_are_null(data, ("title", "text"))
+
     title: CardTitle | None = None
     text: CardText | None = None
     media: MediaIn | None = None
@@ -510,6 +589,11 @@ class OptionsIn(_Model):
         }
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_texts(cls, data: Any) -> Any:
+        return _blank_texts_are_null(data, ("text",))
+
     text: RcsText | None = None
     # The most cards is a setting (RCSGATE_MAX_CARDS), so the schema gives only the least.
     cards: Annotated[list[CardIn], BeforeValidator(_cards_items), Field(min_length=1)] | None = None
@@ -529,6 +613,11 @@ class OptionsIn(_Model):
 
 
 class SmsAlternativeIn(_Model):
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_texts(cls, data: Any) -> Any:
+        return _blank_texts_are_null(data, ("text",))
+
     text: SmsText
     sender: SmsSender
     validity: ValidityHours | None = None
@@ -654,31 +743,64 @@ class SendRcsCampaignGroupsRequest(_SendRequest):
 
 # --- errors -----------------------------------------------------------------
 
-_BUILTIN_MESSAGES: Final[Mapping[str, str]] = {
-    "missing": REQUIRED,
-    "model_type": ARRAY,
-    "model_attributes_type": ARRAY,
-    "dict_type": ARRAY,
-    "list_type": ARRAY,
-    "string_type": STRING,
-    "int_type": INTEGER,
-    "int_parsing": INTEGER,
-    "bool_type": BOOLEAN,
-    "bool_parsing": BOOLEAN,
-    "json_invalid": INVALID_JSON,
-    "json_type": INVALID_JSON,
+# pydantic's own error types (FastAPI's query, path and header parameters, and plain model fields) in
+# Laravel's words: type -> (template, {placeholder: the error's ctx key holding its value}).
+_BUILTIN_MESSAGES: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = {
+    "missing": (REQUIRED, {}),
+    "model_type": (ARRAY, {}),
+    "model_attributes_type": (ARRAY, {}),
+    "dict_type": (ARRAY, {}),
+    "list_type": (ARRAY, {}),
+    "string_type": (STRING, {}),
+    "string_unicode": (STRING, {}),
+    "int_type": (INTEGER, {}),
+    "int_parsing": (INTEGER, {}),
+    "int_parsing_size": (INTEGER, {}),
+    "int_from_float": (INTEGER, {}),
+    "bool_type": (BOOLEAN, {}),
+    "bool_parsing": (BOOLEAN, {}),
+    "json_invalid": (INVALID_JSON, {}),
+    "json_type": (INVALID_JSON, {}),
+    "greater_than_equal": (MIN_NUMBER, {"min": "ge"}),
+    "less_than_equal": (MAX_NUMBER, {"max": "le"}),
+    "greater_than": (GREATER_THAN, {"value": "gt"}),
+    "less_than": (LESS_THAN, {"value": "lt"}),
+    "string_too_short": (MIN_CHARS, {"min": "min_length"}),
+    "string_too_long": (MAX_CHARS, {"max": "max_length"}),
+    "too_short": (MIN_ITEMS, {"min": "min_length"}),
+    "too_long": (MAX_ITEMS, {"max": "max_length"}),
+    "string_pattern_mismatch": (FORMAT, {}),
+    "literal_error": (SELECTED_INVALID, {}),
+    "enum": (SELECTED_INVALID, {}),
 }
+# Our own errors (PydanticCustomError of this type) carry their Laravel-style text already.
+_OWN_TYPE: Final = "rcsgate"
 
 
 def _display(path: str) -> str:
     return path.replace("_", " ")
 
 
+def _message(error: Mapping[str, Any]) -> str:
+    kind = str(error.get("type"))
+    message = str(error.get("msg", ""))
+    if kind == _OWN_TYPE or _ATTRIBUTE in message:
+        return message
+    if error.get("input", "") is None:
+        return REQUIRED
+    template, placeholders = _BUILTIN_MESSAGES.get(kind, (INVALID, {}))
+    context = error.get("ctx") or {}
+    for placeholder, key in placeholders.items():
+        template = template.replace("{" + placeholder + "}", str(context.get(key, "")))
+    return template
+
+
 def format_errors(
     errors: Iterable[Mapping[str, Any]], *, strip_prefix: tuple[str, ...] = ()
 ) -> dict[str, list[str]]:
     """BSG's `errors` object from pydantic error dicts (`ValidationError.errors()`,
-    or FastAPI's `RequestValidationError.errors()` with strip_prefix=("body",))."""
+    or FastAPI's `RequestValidationError.errors()` with strip_prefix=("body",)):
+    the API's one 422 formatter, Laravel's wording for every error."""
     result: dict[str, list[str]] = {}
     for error in errors:
         loc = [str(part) for part in error.get("loc", ())]
@@ -687,10 +809,7 @@ def format_errors(
         context = error.get("ctx") or {}
         fields = context.get(_FIELDS_CTX) if isinstance(context, Mapping) else None
         paths = [".".join([*loc, str(field)]) for field in fields] if fields else [".".join(loc)]
-        message = str(error.get("msg", ""))
-        if _ATTRIBUTE not in message:
-            builtin = _BUILTIN_MESSAGES.get(str(error.get("type")), INVALID)
-            message = REQUIRED if error.get("input", "") is None else builtin
+        message = _message(error)
         for path in paths:
             key = path or "body"
             text = message.replace(_ATTRIBUTE, _display(key))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 
 class ErrorBody(BaseModel):
@@ -12,8 +12,15 @@ class ErrorBody(BaseModel):
     errors: dict[str, list[str]] = Field(default_factory=dict)
 
 
+def _blank_is_null(value: object) -> object:
+    # As for every other body: an empty (or here, blank) string is "not given", so "required".
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 class LoginRequest(BaseModel):
-    api_key: str = Field(min_length=1, max_length=200, description="A live_ or test_ API key.")
+    api_key: Annotated[str, BeforeValidator(_blank_is_null)] = Field(
+        min_length=1, max_length=200, description="A live_ or test_ API key."
+    )
 
 
 class TokenOut(BaseModel):
@@ -103,6 +110,13 @@ class MessageListItem(MessageInfo):
     parts: int | None = None
     rcs_options: dict[str, Any] | None = None
     alternative_channels: AlternativeChannels | None = None
+    fail_reason: str | None = Field(
+        default=None,
+        description="rcsgate addition: why a failed, undelivered or expired message did not reach the "
+        "recipient (country, invalid_number, stop_list, not_verified, no_price, stopped, rejected, "
+        "agent_not_launched, invalid_content, not_rcs_user, undelivered, validity, upstream_unavailable); "
+        "null otherwise",
+    )
 
 
 class PageMeta(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rcsgate.cli.common import JsonFlag, emit, fail, run
+from rcsgate.cli.common import JsonFlag, emit, fail, load_settings, run
 from rcsgate.clock import SystemClock
 from rcsgate.domain.api_keys import parse_mode
 from rcsgate.domain.money import format_units
@@ -134,13 +134,25 @@ def accounts_set_credit(account_id: int, credit_limit: str, as_json: JsonFlag = 
 @accounts_app.command("set-callback-url")
 def accounts_set_callback_url(
     account_id: int,
-    url: Annotated[str, typer.Argument(help="http(s) URL, at most 100 characters; '' to clear.")],
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="Public http(s) URL, at most 100 characters ('' to clear); loopback and private "
+            "hosts only with RCSGATE_WEBHOOKS_ALLOW_PRIVATE=true."
+        ),
+    ],
     as_json: JsonFlag = False,
 ) -> None:
     """Set the account's RCS callback URL (status and click webhooks)."""
     from rcsgate.services import accounts
 
-    account = run(lambda db: accounts.set_callback_url(db, account_id=account_id, url=url or None))
+    # Loopback and private hosts only where webhooks may go there (RCSGATE_WEBHOOKS_ALLOW_PRIVATE).
+    allow_private = load_settings().webhooks_allow_private
+    account = run(
+        lambda db: accounts.set_callback_url(
+            db, account_id=account_id, url=url or None, allow_private=allow_private
+        )
+    )
     emit(account_view(account), as_json, lambda: account_line(account))
 
 

@@ -49,7 +49,11 @@ def serve(
     application = create_app(settings, run_workers=True)
     tune_for_service()
     typer.echo(f"rcsgate serving on http://{bind_host}:{bind_port}", err=True)
-    uvicorn.run(application, host=bind_host, port=bind_port, log_config=None, access_log=False)
+    from rcsgate.api.http_server import server_options
+
+    uvicorn.run(
+        application, host=bind_host, port=bind_port, log_config=None, access_log=False, **server_options()
+    )
 
 
 def api(
@@ -65,13 +69,15 @@ def api(
     settings = load_settings()
     bind_host, bind_port = host or settings.host, port or settings.port
     _preflight(settings, listen=(bind_host, bind_port))
-    bind = {"host": bind_host, "port": bind_port, "log_config": None, "access_log": False}
+    from rcsgate.api.http_server import server_options
+
+    bind = {"host": bind_host, "port": bind_port, "log_config": None, "access_log": False, **server_options()}
     if workers == 1:
         application = create_app(settings)
         tune_for_service()
-        uvicorn.run(application, **bind)  # type: ignore[arg-type]
+        uvicorn.run(application, **bind)
     else:
-        uvicorn.run("rcsgate.api.app:app_from_env", factory=True, workers=workers, **bind)  # type: ignore[arg-type]
+        uvicorn.run("rcsgate.api.app:app_from_env", factory=True, workers=workers, **bind)
 
 
 def worker() -> None:

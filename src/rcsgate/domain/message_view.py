@@ -6,7 +6,26 @@ import json
 import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
+
+# Why a message did not reach its recipient (messages.fail_reason), shown as `fail_reason` in
+# GET /api/messages for a message in one of these statuses:
+#   refused when accepted (status failed, never billed):
+#     country         the number belongs to another country than the sender's RCS agent
+#     invalid_number  the number belongs to no country
+#     stop_list       the number is on the account's stop list (check_stop_list)
+#     not_verified    test mode: the number is not a verified contact of the account
+#     no_price        the tariff has no price for the number's country
+#   later:
+#     stopped              its campaign was stopped before it was sent (failed)
+#     rejected             the upstream refused the message for good (failed)
+#     agent_not_launched   the RBM agent is not launched and the number is not one of its testers (failed)
+#     invalid_content      Google refused the message's content (failed)
+#     not_rcs_user         the recipient cannot receive RCS (undelivered)
+#     undelivered          the upstream reported it undelivered (undelivered)
+#     validity             its validity ended before it was delivered (expired)
+#     upstream_unavailable the upstream could not be reached before its validity ended (expired)
+FAILURE_STATUSES: Final = frozenset({"failed", "undelivered", "expired"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +49,8 @@ class MessageView:
     parts: int | None = None
     fallback_parts: int | None = None
     fallback_ids: tuple[int, ...] = field(default_factory=tuple)
+    # Why it failed (FAILURE_STATUSES only; see the list above), None otherwise.
+    fail_reason: str | None = None
 
     @property
     def validity_hours(self) -> int:
@@ -54,6 +75,11 @@ class MessageView:
 
 
 _FIELDS = fields(MessageView)
+
+
+def shown_fail_reason(*, status: str, fail_reason: str | None) -> str | None:
+    """The reason a message shows: the stored one while it is failed, undelivered or expired."""
+    return fail_reason if status in FAILURE_STATUSES else None
 
 
 def shown_amount(*, status: str, price: int, charged: int) -> int:

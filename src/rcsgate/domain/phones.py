@@ -1,9 +1,42 @@
-"""Recipient countries, from the number itself (libphonenumber's metadata)."""
+"""Phone numbers: the one rule every endpoint and the CLI apply, and a number's country
+(libphonenumber's metadata)."""
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+PHONE_DIGITS_MIN: Final = 9
+PHONE_DIGITS_MAX: Final = 15
+# An international number: country code first, so never a leading 0 ("0661231231" is a national
+# number, "00380661231231" one with the international call prefix still on it).
+_PHONE_RE: Final = re.compile(rf"\+?([1-9][0-9]{{{PHONE_DIGITS_MIN - 1},{PHONE_DIGITS_MAX - 1}}})")
+_PHONE_INT_MIN: Final = 10 ** (PHONE_DIGITS_MIN - 1)
+_PHONE_INT_MAX: Final = 10**PHONE_DIGITS_MAX - 1
+# For documents (OpenAPI patterns, help texts): what a phone given as a string looks like.
+PHONE_PATTERN: Final = rf"^\+?[1-9][0-9]{{{PHONE_DIGITS_MIN - 1},{PHONE_DIGITS_MAX - 1}}}$"
+
+
+def normalize_phone(value: object) -> str | None:
+    """The digits-only form of a phone number, or None when ``value`` is not one.
+
+    The one phone rule of the API (sends, campaigns, contacts, stop lists) and the CLI: 9-15 ASCII
+    digits, country code first, so no leading 0. The sources disagree on the shape (the send pages
+    say a string without a plus, the official client's contact models an integer), so both a string
+    (with at most one leading "+") and a JSON integer are accepted; the result is always the digits.
+    Nothing else is tidied away: spaces, dashes, a newline or a boolean make it no phone.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value) if _PHONE_INT_MIN <= value <= _PHONE_INT_MAX else None
+    if isinstance(value, str):
+        match = _PHONE_RE.fullmatch(value)
+        return match[1] if match else None
+    return None
 
 
 def country_of(phone: str) -> str | None:

@@ -19,6 +19,7 @@ from typing import Final, Literal
 from urllib.parse import unquote, urlsplit
 
 from rcsgate.domain.sms_segments import MAX_GSM7_CHARS, MAX_UCS2_CHARS, Encoding, count_segments
+from rcsgate.domain.timefmt import zone
 
 SuggestionKind = Literal["link", "call"]
 ContentKind = Literal["text", "single_card", "carousel"]
@@ -127,7 +128,7 @@ class SmsAlternative:
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    number: str
+    number: str  # digits only, as domain.phones.normalize_phone gives it
     reference_id: str | None = None
 
 
@@ -153,13 +154,15 @@ class SingleRcsSend(RcsSend):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RcsCampaignSend(RcsSend):
     recipients: tuple[Recipient, ...]
-    start_at: datetime | None  # aware, UTC; None: start now
+    # Aware when the request gave an offset; naive: a wall time in the account's time zone
+    # (start_at_utc); None: start now.
+    start_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RcsGroupsCampaignSend(RcsSend):
     group_ids: tuple[int, ...]  # distinct, in request order
-    start_at: datetime | None  # aware, UTC; None: start now
+    start_at: datetime | None  # as RcsCampaignSend.start_at
 
 
 # --- rules ------------------------------------------------------------------
@@ -184,14 +187,8 @@ def validity_to_seconds(
     return default_hours * 3600
 
 
-_PHONE_RE: Final = re.compile(r"[0-9]{9,15}")
 _REFERENCE_ID_RE: Final = re.compile(rf"[A-Za-z0-9]{{1,{REFERENCE_ID_MAX}}}")
 _SMS_SENDER_RE: Final = re.compile(r"[A-Za-z0-9]{3,11}|[0-9]{3,15}")
-
-
-def is_valid_phone(value: str) -> bool:
-    """9-15 ASCII digits, country code included, no plus, no spaces."""
-    return _PHONE_RE.fullmatch(value) is not None
 
 
 def is_valid_reference_id(value: str) -> bool:
@@ -275,14 +272,15 @@ def parse_start_at(value: str) -> datetime | None:
 
     Accepted: "2025-01-25 09:00:00" and ISO 8601 with a "T": seconds and a
     fraction of up to 6 digits optional, offset "Z", "+hh", "+hhmm" or "+hh:mm"
-    optional. A value without an offset (including every "yyyy-mm-dd hh:mm:ss"
-    value) is UTC. The result is an aware datetime in UTC."""
+    optional. A value with an offset gives an aware datetime in UTC; one without
+    (including every "yyyy-mm-dd hh:mm:ss" value) a naive one: a wall time in the
+    account's time zone, which `start_at_utc` resolves once the account is known."""
     m = _START_AT_RE.fullmatch(value)
     if m is None:
         return None
     hour, minute, second = (m["h1"], m["mi1"], m["s1"]) if m["h1"] else (m["h2"], m["mi2"], m["s2"] or "0")
     micro = int((m["frac"] or "0").ljust(6, "0"))
-    tz: timezone = UTC
+    tz: timezone | None = UTC if m["tz"] else None
     if m["sign"]:
         oh, om = int(m["oh"]), int(m["om"] or "0")
         if oh > 23 or om > 59:
@@ -295,29 +293,36 @@ def parse_start_at(value: str) -> datetime | None:
         )
     except ValueError:
         return None
-    return parsed.astimezone(UTC)
+    return parsed if tz is None else parsed.astimezone(UTC)
 
 
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def start_at_utc(moment: datetime, tz: str = "UTC") -> datetime:
+    """`moment` as an aware datetime in UTC; a naive one is a wall time in the zone `tz` (the
+    account's). A wall time a daylight-saving change skips or repeats is read as zoneinfo does:
+    with the offset in force before the change."""
+    local = moment.replace(tzinfo=zone(tz)) if moment.tzinfo is None else moment
+    return local.astimezone(UTC)
 
 
-def latest_start_at(now: datetime) -> datetime:
-    """23:59:59 UTC of the 30th day, today (in UTC) being day 1."""
-    last_day = _as_utc(now).date() + timedelta(days=START_AT_MAX_DAYS - 1)
-    return datetime.combine(last_day, time(23, 59, 59), tzinfo=UTC)
+def latest_start_at(now: datetime, tz: str = "UTC") -> datetime:
+    """23:59:59 in the zone `tz` (the account's) of the 30th day, today there being day 1; aware,
+    in that zone. A naive `now` is UTC."""
+    local_now = start_at_utc(now).astimezone(zone(tz))
+    last_day = local_now.date() + timedelta(days=START_AT_MAX_DAYS - 1)
+    return datetime.combine(last_day, time(23, 59, 59), tzinfo=zone(tz))
 
 
-def check_start_at(start_at: datetime, now: datetime) -> str | None:
+def check_start_at(start_at: datetime, now: datetime, tz: str = "UTC") -> str | None:
     """Why a campaign cannot start at `start_at`, or None when it can.
 
-    Naive datetimes are UTC. Compared to the second, so a start_at equal to
-    "now" truncated to seconds is not in the past. The reason is a complete
-    message for the `start_at` field."""
-    start = _as_utc(start_at).replace(microsecond=0)
-    if start < _as_utc(now).replace(microsecond=0):
+    A naive `start_at` is a wall time in the zone `tz` (the account's), a naive
+    `now` UTC. Compared to the second, so a start_at equal to "now" truncated to
+    seconds is not in the past. The reason is a complete message for the
+    `start_at` field, its time in the zone `tz`, as the API shows times."""
+    start = start_at_utc(start_at, tz).replace(microsecond=0)
+    if start < start_at_utc(now).replace(microsecond=0):
         return "The start at must be a date after or equal to now."
-    latest = latest_start_at(now)
+    latest = latest_start_at(now, tz)
     if start > latest:
         return f"The start at must be a date before or equal to {latest:%Y-%m-%d %H:%M:%S}."
     return None

@@ -13,6 +13,7 @@ from rcsgate.domain.records import Account
 from rcsgate.store import accounts as store
 from rcsgate.store.db import Database
 from rcsgate.webhooks.signing import new_webhook_secret
+from rcsgate.webhooks.url_policy import CallbackUrlError, check_callback_url
 
 MAX_CALLBACK_URL = 100
 
@@ -107,18 +108,33 @@ async def set_credit_limit(db: Database, *, account_id: int, credit_limit: Decim
     return account
 
 
-def check_callback_url_shape(url: str) -> None:
+def check_callback_url_shape(url: str, *, allow_private: bool = True) -> None:
+    """The account callback URL's rules: at most 100 characters, http(s), and the webhook URL policy
+    (webhooks.url_policy: no link-local or cloud metadata host ever; with ``allow_private`` false, no
+    loopback, private or other non-public IP literal in any spelling, and no local name). Host names
+    are not resolved here: delivery checks every address they resolve to."""
     if len(url) > MAX_CALLBACK_URL:
         raise InvalidInput.field(
             "callback_url", f"The callback url may not be greater than {MAX_CALLBACK_URL} characters."
         )
     if not (url.startswith("http://") or url.startswith("https://")) or len(url.split("://", 1)[1]) == 0:
         raise InvalidInput.field("callback_url", "The callback url must be an http or https URL.")
+    try:
+        check_callback_url(url, allow_private=allow_private)
+    except CallbackUrlError as exc:
+        raise InvalidInput.field(
+            "callback_url", f"The {exc}.".replace("callback URL", "callback url", 1)
+        ) from None
 
 
-async def set_callback_url(db: Database, *, account_id: int, url: str | None) -> Account:
+async def set_callback_url(
+    db: Database, *, account_id: int, url: str | None, allow_private: bool = True
+) -> Account:
+    """Set (or with None clear) the account's RCS callback URL. ``allow_private`` is the deployment's
+    RCSGATE_WEBHOOKS_ALLOW_PRIVATE: the CLI passes it; link-local and metadata hosts are refused
+    whatever it says."""
     if url:
-        check_callback_url_shape(url)
+        check_callback_url_shape(url, allow_private=allow_private)
     async with db.write() as conn:
         if not await store.update_account(conn, account_id, rcs_callback_url=url or None):
             raise NotFound(f"Account {account_id} was not found.")

@@ -23,6 +23,7 @@ from rcsgate.domain.rcs_content import (
     RcsGroupsCampaignSend,
     Recipient,
     check_start_at,
+    start_at_utc,
 )
 from rcsgate.domain.records import Principal
 from rcsgate.domain.sms_segments import count_segments
@@ -152,7 +153,9 @@ async def create_campaign(
         )
         if replayed is not None:
             return CampaignView.from_json(replayed)
-        if send.start_at is not None and (reason := check_start_at(send.start_at, now)):
+        # A start_at without an offset is a wall time where the account is, as every time it is shown.
+        start_at = start_at_utc(send.start_at, account.timezone) if send.start_at is not None else None
+        if send.start_at is not None and (reason := check_start_at(send.start_at, now, account.timezone)):
             raise InvalidInput.field("start_at", reason)
         test_mode = principal.mode == "test" or account.mode == "test"
         agent = await agent_for(conn, account, send.sender, test_mode, send.content)
@@ -166,7 +169,7 @@ async def create_campaign(
         verified = await _verified(conn, account.id, phones) if test_mode else set()
         parts = count_segments(send.sms_alternative.text).parts if send.sms_alternative else 0
 
-        scheduled = send.start_at is not None
+        scheduled = start_at is not None
         campaign_id = await store.insert_campaign(
             conn,
             account_id=account.id,
@@ -178,7 +181,7 @@ async def create_campaign(
             tariff_id=tariff_id,
             total_phones=len(phones),
             has_sms_alternative=send.sms_alternative is not None,
-            start_at=send.start_at,
+            start_at=start_at,
             created_at=now,
         )
         content = json.dumps(content_json(send.content))
@@ -188,7 +191,9 @@ async def create_campaign(
             phone = recipient.number
             price = rcs_prices.get(country or "")
             reason = None
-            if country != agent.country:
+            if country is None:
+                reason = "invalid_number"  # no country claims it
+            elif country != agent.country:
                 reason = "country"
             elif phone in stopped:
                 reason = "stop_list"
@@ -239,7 +244,7 @@ async def create_campaign(
             "parts": None,
             "validity_seconds": send.validity_seconds,
             # Validity runs from the start; a scheduled campaign moves it when it starts.
-            "expires_at": (send.start_at or now) + timedelta(seconds=send.validity_seconds),
+            "expires_at": (start_at or now) + timedelta(seconds=send.validity_seconds),
             "callback_url": send.callback_url,
             "check_stop_list": send.check_stop_list,
             "tariff_id": tariff_id,

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
 from rcsgate.domain.errors import InvalidInput, NotFound
+from rcsgate.domain.phones import normalize_phone
 from rcsgate.domain.timefmt import parse_ts, zone
-from rcsgate.services.contacts import book_phone
 from rcsgate.store import accounts as account_store
 from rcsgate.store import contact_book as store
 from rcsgate.store.contact_book import ContactRecord, ContactSort, GroupRecord, GroupSort, Match, Operator
@@ -123,7 +123,7 @@ _FIELD_ID_RE: Final = re.compile(r"[1-9][0-9]{0,17}")
 
 
 def valid_phone(value: str | int, field_name: str = "phone") -> str:
-    phone = book_phone(value)
+    phone = normalize_phone(value)
     if phone is None:
         raise InvalidInput({field_name: [PHONE_FORMAT]}, message=PHONE_FORMAT)
     return phone

@@ -3,32 +3,18 @@ cases are in ``services.contact_book``."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Final
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
 from rcsgate.domain.errors import InvalidInput, NotFound
-from rcsgate.domain.rcs_content import is_valid_phone
+from rcsgate.domain.phones import normalize_phone
 from rcsgate.store import accounts as account_store
 from rcsgate.store import bulk
 from rcsgate.store.db import Database
 from rcsgate.store.tables import contacts
-
-# The contact book and stop lists hand phones out as integers (the official client's models), so a number
-# there must survive int(): 9-15 digits without a leading zero, which no international number has.
-_BOOK_PHONE_RE: Final = re.compile(r"[1-9][0-9]{8,14}")
-
-
-def book_phone(value: str | int) -> str | None:
-    """The digits-only form the contact book and stop lists keep ("+" and an int accepted), or None."""
-    text = str(value).strip().removeprefix("+")
-    if isinstance(value, bool) or _BOOK_PHONE_RE.fullmatch(text) is None:
-        return None
-    return text
 
 
 async def add_missing(conn: AsyncConnection, *, account_id: int, phones: list[str], now: datetime) -> None:
@@ -46,9 +32,10 @@ async def is_verified(conn: AsyncConnection, *, account_id: int, phone: str) -> 
 
 async def verify(db: Database, clock: Clock, *, account_id: int, phone: str) -> None:
     """Mark a phone as a verified contact of the account (test mode may message only these)."""
-    phone = phone.lstrip("+")
-    if not is_valid_phone(phone):
-        raise InvalidInput.field("phone", "The phone must be 9 to 15 digits.")
+    number = normalize_phone(phone)
+    if number is None:
+        raise InvalidInput.field("phone", "The phone must be 9 to 15 digits, country code first.")
+    phone = number
     async with db.write() as conn:
         if await account_store.get_account(conn, account_id) is None:
             raise NotFound(f"Account {account_id} was not found.")

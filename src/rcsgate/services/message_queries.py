@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
 from rcsgate.domain.errors import InvalidInput, NotFound
-from rcsgate.domain.message_view import MessageView, shown_amount
+from rcsgate.domain.message_view import MessageView, shown_amount, shown_fail_reason
 from rcsgate.domain.records import Account
 from rcsgate.domain.timefmt import parse_ts
 from rcsgate.services.lifecycle import SmsPlan
@@ -94,6 +94,7 @@ SHOWN = (
     messages.c.content,
     messages.c.parts,
     messages.c.sms_alternative,
+    messages.c.fail_reason,
 )
 
 
@@ -118,6 +119,7 @@ def view(row: Row[Any], account: Account, children: list[int]) -> MessageView:
         content,
         parts,
         sms_alternative,
+        fail_reason,
     ) = cast(tuple[Any, ...], row)
     plan = SmsPlan.from_json(sms_alternative) if sms_alternative else None
     return MessageView(
@@ -140,6 +142,7 @@ def view(row: Row[Any], account: Account, children: list[int]) -> MessageView:
         parts=parts,
         fallback_parts=plan.parts if plan else None,
         fallback_ids=tuple(children),
+        fail_reason=shown_fail_reason(status=status, fail_reason=fail_reason),
     )
 
 

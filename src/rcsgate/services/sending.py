@@ -279,7 +279,9 @@ def _check(
     tariff_id = choose_tariff(facts.tariffs, account.id, request.tariff_code)
     country = country_of(phone)
     fail_reason: str | None = None
-    if country != agent.country:
+    if country is None:
+        fail_reason = "invalid_number"  # no country claims it
+    elif country != agent.country:
         fail_reason = "country"
     elif request.check_stop_list and (account.id, phone) in facts.stop_listed:
         fail_reason = "stop_list"

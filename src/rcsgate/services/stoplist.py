@@ -12,6 +12,7 @@ from typing import Final
 
 from rcsgate.clock import Clock
 from rcsgate.domain.errors import InvalidInput
+from rcsgate.domain.phones import normalize_phone
 from rcsgate.services.contact_book import (
     EQUAL,
     ORDERED,
@@ -23,7 +24,6 @@ from rcsgate.services.contact_book import (
     account_timezone,
     search_matches,
 )
-from rcsgate.services.contacts import book_phone
 from rcsgate.store import contact_book as store
 from rcsgate.store.contact_book import StopListEntry
 from rcsgate.store.db import Database
@@ -48,7 +48,7 @@ def entry_id(phone: str) -> int:
 def _check(phones: list[str], list_type: str) -> list[str]:
     if list_type not in TYPES:
         raise InvalidInput.field("type", "The selected type is invalid.")
-    cleaned = [book_phone(p) for p in phones]
+    cleaned = [normalize_phone(p) for p in phones]
     bad = [p for p, c in zip(phones, cleaned, strict=True) if c is None]
     if bad:
         raise InvalidInput.field("phones", f"Not a phone number: {bad[0]}")
@@ -71,7 +71,7 @@ def _types(list_types: Sequence[str]) -> list[str]:
 def _phones(phones: Sequence[str | int], field_name: str, most: int) -> list[str]:
     if len(phones) > most:
         raise InvalidInput.field(field_name, f"The {field_name} may not have more than {most} items.")
-    cleaned = [book_phone(p) for p in phones]
+    cleaned = [normalize_phone(p) for p in phones]
     errors = {
         f"{field_name}.{i}": [f"The {field_name}.{i} format is invalid."]
         for i, c in enumerate(cleaned)

@@ -8,9 +8,9 @@ from sqlalchemy.exc import IntegrityError
 
 from rcsgate.clock import Clock
 from rcsgate.domain.errors import InvalidInput, NotFound
+from rcsgate.domain.iso_codes import normalize_country
 from rcsgate.domain.money import MoneyError, to_units
 from rcsgate.domain.records import Price, Tariff
-from rcsgate.domain.validation import normalize_country
 from rcsgate.store import accounts as account_store
 from rcsgate.store import tariffs as store
 from rcsgate.store.db import Database
@@ -59,6 +59,9 @@ async def set_price(
         raise InvalidInput.field("kind", f"channel/kind must be one of {allowed}")
     try:
         country = normalize_country(country)
+    except ValueError as exc:
+        raise InvalidInput.field("country", str(exc)) from exc
+    try:
         units = to_units(price)
     except (ValueError, MoneyError) as exc:
         raise InvalidInput.field("price", str(exc)) from exc

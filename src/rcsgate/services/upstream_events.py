@@ -87,7 +87,12 @@ async def rbm_push(db: Database, clock: Clock, *, name: str, body: bytes, signat
     ):
         # Google's validation handshake: prove we hold the client token by echoing the secret.
         offered = parsed.get("clientToken")
-        if not token or not isinstance(offered, str) or not hmac.compare_digest(offered, token):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters.
+        if (
+            not token
+            or not isinstance(offered, str)
+            or not hmac.compare_digest(offered.encode("utf-8", "surrogatepass"), token.encode())
+        ):
             return _json(401, "Unknown client token.")
         return Answer(200, str(parsed.get("secret", "")), "text/plain")
     data = protocol.open_envelope(parsed)

@@ -37,7 +37,7 @@ from typing import cast
 
 from yarl import URL
 
-from rcsgate.webhooks.url_policy import CallbackUrlError, address_problem, parse_ip_host
+from rcsgate.webhooks.url_policy import CallbackUrlError, destination_problem, parse_ip_host
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -379,12 +379,16 @@ async def _addresses(dest: Destination, *, allow_private: bool) -> list[str]:
                 raise CallbackUrlError(
                     f"callback URL host {dest.host!r} resolved to unusable address {address!r}"
                 ) from None
-    if not allow_private:
-        for ip in ips:
-            problem = address_problem(ip)
-            if problem is not None:
-                raise CallbackUrlError(
-                    f"callback URL host {dest.host!r} resolves to {ip}, a {problem} address; "
-                    "webhooks are only sent to public addresses"
+    # allow_private still refuses link-local and cloud metadata addresses (url_policy.never_allowed).
+    for ip in ips:
+        problem = destination_problem(ip, allow_private=allow_private)
+        if problem is not None:
+            raise CallbackUrlError(
+                f"callback URL host {dest.host!r} resolves to {ip}, a {problem} address; "
+                + (
+                    "webhooks are never sent there"
+                    if allow_private
+                    else "webhooks are only sent to public addresses"
                 )
+            )
     return list(dict.fromkeys(str(ip) for ip in ips))

@@ -9,7 +9,15 @@ Two checks, because neither is sufficient alone:
   :func:`resolve_and_check` is the same check for callers that connect by name), so a name that
   was public when registered but now points inside (DNS rebinding) is caught.
 
-``allow_private`` disables both for development setups that deliver to localhost.
+``allow_private`` opens loopback, private and local-name destinations for development setups that
+deliver to localhost (``RCSGATE_WEBHOOKS_ALLOW_PRIVATE``; ``make run`` sets it). It never opens
+link-local addresses (169.254.0.0/16, fe80::/10: the cloud metadata service at 169.254.169.254 above
+all) nor the other cloud metadata endpoints (:data:`METADATA_ADDRESSES`, :data:`METADATA_NAMES`):
+no development setup delivers webhooks there, and an attacker's first target is exactly there.
+
+The API applies :func:`check_callback_url` when it accepts a URL (a request's ``callback_url``, an
+account's callback URL), so a URL that could never be called is refused with a 422 rather than
+accepted and dropped at send time; names are not resolved then, only at delivery.
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ __all__ = [
     "CallbackUrlError",
     "address_problem",
     "check_callback_url",
+    "destination_problem",
     "is_public_address",
+    "never_allowed",
     "parse_ip_host",
     "resolve_and_check",
 ]
@@ -40,6 +50,17 @@ _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"})
 _LOCAL_SUFFIXES = (".localhost", ".local", ".localdomain", ".internal", ".home.arpa")
 
 _NAT64_WKP = ipaddress.IPv6Network("64:ff9b::/96")
+
+# Cloud metadata endpoints outside the link-local range: AWS's IPv6 one (a unique local address),
+# Alibaba Cloud's (carrier-grade NAT space) and Azure's WireServer (a public address that is only
+# reachable, and answered by the platform, from inside Azure).
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200", "168.63.129.16")
+)
+# Names of metadata services (GCP's; AWS's instance-data): refused even when local names are allowed.
+METADATA_NAMES = frozenset(
+    {"metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"}
+)
 
 _DEC_RE = re.compile(r"[0-9]+")
 _OCT_RE = re.compile(r"0[0-7]*")
@@ -89,6 +110,30 @@ def address_problem(ip: IPAddress) -> str | None:
         # e.g. 100.64.0.0/10 (carrier-grade NAT), which is neither "private" nor "reserved".
         return "not globally routable"
     return None
+
+
+def never_allowed(ip: IPAddress) -> str | None:
+    """Why ``ip`` is refused even when private destinations are allowed (link-local or a cloud
+    metadata address, in any IPv6 embedding of an IPv4 one), or ``None``."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64_WKP:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and (problem := never_allowed(embedded)) is not None:
+            return f"IPv4-embedded {problem}"
+    if ip in METADATA_ADDRESSES:
+        return "cloud metadata"
+    if ip.is_link_local:
+        return "link-local"
+    return None
+
+
+def destination_problem(ip: IPAddress, *, allow_private: bool) -> str | None:
+    """Why webhooks must not go to ``ip`` under the policy, or ``None``: :func:`address_problem`, or
+    with ``allow_private`` only :func:`never_allowed`."""
+    if allow_private:
+        return never_allowed(ip)
+    return address_problem(ip) or never_allowed(ip)
 
 
 def is_public_address(ip: IPAddress) -> bool:
@@ -161,19 +206,27 @@ def _classify_host(host: str) -> IPAddress | str:
 
 def _check_host(host: str, *, allow_private: bool) -> IPAddress | str:
     classified = _classify_host(host)
-    if allow_private:
-        return classified
     if not isinstance(classified, str):
         ip = classified
-        problem = address_problem(ip)
+        problem = destination_problem(ip, allow_private=allow_private)
         if problem is not None:
             shown = str(ip) if str(ip) == host else f"{host!r} ({ip})"
             raise CallbackUrlError(
                 f"callback URL host {shown} is a {problem} address; "
-                "webhooks are only sent to public addresses"
+                + (
+                    "webhooks are never sent there"
+                    if allow_private
+                    else "webhooks are only sent to public addresses"
+                )
             )
         return ip
     name = classified
+    if name in METADATA_NAMES:
+        raise CallbackUrlError(
+            f"callback URL host {host!r} is a cloud metadata service; webhooks are never sent there"
+        )
+    if allow_private:
+        return name
     # Single-label names ("redis", "metadata") only resolve through search domains or container
     # DNS, i.e. to internal services; every public host name has at least one dot.
     if name in _LOCAL_NAMES or name.endswith(_LOCAL_SUFFIXES) or "." not in name:
@@ -188,7 +241,8 @@ def check_callback_url(url: str, *, allow_private: bool) -> None:
 
     Requires ``http``/``https``, a valid host and port, at most 2048 characters, and no
     whitespace or control characters. Unless ``allow_private``, refuses hosts that are
-    non-public IP literals (in any spelling) or local names such as ``localhost``.
+    non-public IP literals (in any spelling) or local names such as ``localhost``; whatever
+    ``allow_private`` says, refuses link-local and cloud metadata hosts. Resolves nothing.
     """
     if len(url) > MAX_URL_LENGTH:
         raise CallbackUrlError(f"callback URL is longer than {MAX_URL_LENGTH} characters")
@@ -217,7 +271,8 @@ def check_callback_url(url: str, *, allow_private: bool) -> None:
         raise CallbackUrlError("callback URL port must be between 1 and 65535")
     if authority_host.startswith("[") and ":" not in host:
         raise CallbackUrlError("callback URL host in brackets must be an IPv6 address")
-    # allow_private waives only the public-destination rule; malformed hosts are still refused.
+    # allow_private waives only the public-destination rule: malformed hosts, link-local and metadata
+    # hosts are still refused.
     _check_host(host, allow_private=allow_private)
 
 
@@ -227,12 +282,11 @@ async def resolve_and_check(host: str, port: int, *, allow_private: bool) -> Non
     Refusing when *any* address is private (not just the first) matters because the HTTP
     client may try them all. Resolution failures propagate as :class:`OSError`
     (``socket.gaierror``): they are transient network problems, not policy violations.
-    IP literals are checked without DNS. Does nothing when ``allow_private``.
+    IP literals are checked without DNS. With ``allow_private`` only link-local and metadata
+    addresses are refused (:func:`never_allowed`).
     """
-    if allow_private:
-        return
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not isinstance(_check_host(bare, allow_private=False), str):
+    if not isinstance(_check_host(bare, allow_private=allow_private), str):
         return
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(bare, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
@@ -246,9 +300,13 @@ async def resolve_and_check(host: str, port: int, *, allow_private: bool) -> Non
             raise CallbackUrlError(
                 f"callback URL host {bare!r} resolved to unusable address {address!r}"
             ) from None
-        problem = address_problem(ip)
+        problem = destination_problem(ip, allow_private=allow_private)
         if problem is not None:
             raise CallbackUrlError(
                 f"callback URL host {bare!r} resolves to {ip}, a {problem} address; "
-                "webhooks are only sent to public addresses"
+                + (
+                    "webhooks are never sent there"
+                    if allow_private
+                    else "webhooks are only sent to public addresses"
+                )
             )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from rcsgate.api.bodies import body_schema, json_body, parse
 from rcsgate.api.deps import Context, bearer_token
 from rcsgate.api.schemas import ErrorBody, LoginRequest, TokenOut
 from rcsgate.domain.errors import Unauthenticated
@@ -15,8 +16,12 @@ router = APIRouter(prefix="/api/auth", tags=["Auth"])
     response_model=TokenOut,
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
     summary="Exchange an API key for a bearer token",
+    openapi_extra=body_schema(LoginRequest),
 )
-async def login(body: LoginRequest, ctx: Context) -> TokenOut:
+async def login(request: Request, ctx: Context) -> TokenOut:
+    # Read by hand, as every body is: decode_json refuses what no string may hold, parse words errors.
+    data = await json_body(request)
+    body = parse(LoginRequest, data if isinstance(data, dict) else {})
     return TokenOut(bearer=await auth.login(ctx.db, ctx.tokens, api_key=body.api_key.strip()))
 
 

@@ -20,7 +20,7 @@ from rcsgate.api.campaign_schemas import (
     SmsShortStats,
     StatusCounts,
 )
-from rcsgate.api.deps import Context, CurrentPrincipal, PageOffset
+from rcsgate.api.deps import INT64_MAX, Context, CurrentPrincipal, PageOffset
 from rcsgate.api.rcs_requests import SendRcsCampaignGroupsRequest, SendRcsCampaignRequest
 from rcsgate.api.schemas import ErrorBody, Meta, PageMeta
 from rcsgate.domain.campaign_stats import ChannelCounts
@@ -34,7 +34,7 @@ from rcsgate.store.signals import CAMPAIGNS, DUE
 
 router = APIRouter(prefix="/api/campaigns", tags=["RCS campaigns"], responses={401: {"model": ErrorBody}})
 
-CampaignId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+CampaignId = Annotated[int, Path(ge=1, le=INT64_MAX)]
 # The campaign listing's page size starts at 30 in BSG's OpenAPI (15 elsewhere).
 CampaignPageLimit = Annotated[
     int, Query(alias="page[limit]", ge=30, le=500, description="Items per page, 30 to 500.")
@@ -78,7 +78,12 @@ async def _create(
     idempotency_key: str | None,
 ) -> CampaignResponse:
     body = await json_body(request)
-    parsed = parse(model, body, max_cards=ctx.settings.max_cards)
+    parsed = parse(
+        model,
+        body,
+        max_cards=ctx.settings.max_cards,
+        allow_private_callbacks=ctx.settings.webhooks_allow_private,
+    )
     view = await campaigns.create_campaign(
         ctx.db,
         ctx.clock,

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from rcsgate.api.bodies import body_schema, json_body, parse, request_key
 from rcsgate.api.context import context_of
 from rcsgate.api.deps import (
+    INT64_MAX,
     SEND_SECURITY,
     Context,
     CurrentPrincipal,
@@ -20,7 +21,7 @@ from rcsgate.api.deps import (
     bearer_token,
     send_caller,
 )
-from rcsgate.api.rcs_requests import SendRcsMessageRequest
+from rcsgate.api.rcs_requests import MAX_CHARS, SendRcsMessageRequest
 from rcsgate.api.schemas import (
     AlternativeChannels,
     ErrorBody,
@@ -76,6 +77,7 @@ def list_item(view: MessageView) -> MessageListItem:
         parts=view.parts,
         rcs_options=content if view.type == "rcs" else None,
         alternative_channels=fallback,
+        fail_reason=view.fail_reason,
     )
 
 
@@ -96,6 +98,7 @@ def list_entry(view: MessageView) -> dict[str, Any]:
             if view.fallback_parts is not None
             else None
         ),
+        "fail_reason": view.fail_reason,
     }
 
 
@@ -154,11 +157,16 @@ async def send_rcs(request: Request) -> Response:
     idempotency_key = request.headers.get(IDEMPOTENCY_KEY)
     if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
         raise InvalidInput(
-            {IDEMPOTENCY_KEY: [f"String should have at most {IDEMPOTENCY_KEY_MAX} characters"]}
+            {IDEMPOTENCY_KEY: [MAX_CHARS.format(attribute=IDEMPOTENCY_KEY, max=IDEMPOTENCY_KEY_MAX)]}
         )
     try:
         body = await json_body(request)
-        parsed = parse(SendRcsMessageRequest, body, max_cards=ctx.settings.max_cards)
+        parsed = parse(
+            SendRcsMessageRequest,
+            body,
+            max_cards=ctx.settings.max_cards,
+            allow_private_callbacks=ctx.settings.webhooks_allow_private,
+        )
     except DomainError:
         if isinstance(caller, TokenClaims):
             # Credentials are judged before the body, as on every other route.
@@ -191,8 +199,8 @@ async def list_messages(
     limit: PageLimit = 50,
     sort: Annotated[Literal["id", "phone", "delivered"], Query()] = "id",
     way: Annotated[Literal["asc", "desc"], Query()] = "asc",
-    filter_id: Annotated[int | None, Query(alias="filter[id]", ge=1)] = None,
-    filter_campaign_id: Annotated[int | None, Query(alias="filter[campaign_id]", ge=0)] = None,
+    filter_id: Annotated[int | None, Query(alias="filter[id]", ge=1, le=INT64_MAX)] = None,
+    filter_campaign_id: Annotated[int | None, Query(alias="filter[campaign_id]", ge=0, le=INT64_MAX)] = None,
     filter_reference_id: Annotated[str | None, Query(alias="filter[reference_id]", max_length=32)] = None,
     filter_from: Annotated[str | None, Query(alias="filter[from]", description="yyyy-mm-dd hh:mm:ss")] = None,
     filter_to: Annotated[
