@@ -199,16 +199,16 @@ async def _apply_batch(
     now = clock.now()
     reports: list[Report] = []
     inbound: list[_Inbound] = []
-    new: list[bool] = []
+    planned: list[tuple[_Event, Report | None, Msg | None, int | None] | None] = []
+    rows: list[dict[str, Any]] = []
     seen: set[tuple[int, str]] = set()
     for item in items:
-        mark = (item.record.id, item.key)
+        mark = (item.record.id, item.key[:128])
         if mark in seen:  # the same event twice in one batch
-            new.append(False)
+            planned.append(None)
             continue
         seen.add(mark)
         event = item.event
-        at = getattr(event, "at", None) or now
         phone = getattr(event, "phone", None)
         report = await _report_of(conn, item, now)
         reply_to: Msg | None = None
@@ -230,23 +230,36 @@ async def _apply_batch(
         )
         if message_id is None and message_event:
             message_id = protocol.message_id_of(item.settings.salt, event.message_uuid)  # type: ignore[union-attr]
-        event_row = await connector_store.keep_event(
-            conn,
-            connector_id=item.record.id,
-            event_key=item.key[:128],
-            kind=kind[:16],
-            account_id=account_id,
-            message_id=message_id,
-            phone=phone[:15] if phone else None,
-            payload=item.data.decode("utf-8", "replace"),
-            received_at=now,
+        rows.append(
+            {
+                "connector_id": item.record.id,
+                "event_key": mark[1],
+                "kind": kind[:16],
+                "account_id": account_id,
+                "message_id": message_id,
+                "phone": phone[:15] if phone else None,
+                "payload": item.data.decode("utf-8", "replace"),
+                "received_at": now,
+            }
         )
+        planned.append((item, report, reply_to, account_id))
+    # One statement keeps them all; a key kept before (Google redelivered it) gets no new row.
+    kept = await connector_store.keep_events(conn, rows)
+    new: list[bool] = []
+    for entry in planned:
+        if entry is None:
+            new.append(False)
+            continue
+        item, report, reply_to, account_id = entry
+        event_row = kept.get((item.record.id, item.key[:128]))
         new.append(event_row is not None)
         if event_row is None:
-            continue  # applied before: Google redelivered it
+            continue
+        phone = getattr(item.event, "phone", None)
         if report is not None:
             reports.append(report)
         elif account_id is not None and phone is not None:
+            at = getattr(item.event, "at", None) or now
             inbound.append(_Inbound(item, account_id, event_row, phone, reply_to, at))
     # The messages are ours and these connectors': the salt in Google's messageId (or the checks on a
     # tap's message) says so. Not their `upstream` column: an event may overtake the submit's

@@ -128,20 +128,24 @@ async def accounts_routed_to(conn: AsyncConnection, connector_id: int) -> list[i
     return sorted(int(r.account_id) for r in rows)
 
 
-async def keep_event(conn: AsyncConnection, **values: Any) -> int | None:
-    """Store an upstream event under its key; its row id, or None when the key was already kept."""
+async def keep_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[tuple[int, str], int]:
+    """Store upstream events under their keys, in one statement; (connector id, key) → row id of
+    those stored now (a key kept before is left out: the event was applied already)."""
+    if not rows:
+        return {}
     if conn.dialect.name == "postgresql":
         query: Any = (
             pg_insert(upstream_events)
-            .values(**values)
+            .values(rows)
             .on_conflict_do_nothing(index_elements=["connector_id", "event_key"])
         )
     else:
         query = (
             sqlite_insert(upstream_events)
-            .values(**values)
+            .values(rows)
             .on_conflict_do_nothing(index_elements=["connector_id", "event_key"])
         )
-    result = await conn.execute(query.returning(upstream_events.c.id))
-    row = result.first()
-    return int(row.id) if row else None
+    result = await conn.execute(
+        query.returning(upstream_events.c.connector_id, upstream_events.c.event_key, upstream_events.c.id)
+    )
+    return {(int(r.connector_id), str(r.event_key)): int(r.id) for r in result}
