@@ -187,7 +187,7 @@ def main() -> None:
     parser.add_argument("--campaign-size", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2, help="PostgreSQL: rcsgate worker processes")
     parser.add_argument(
-        "--push-concurrency", type=int, default=64, help="events the local RBM pushes at once"
+        "--push-concurrency", type=int, default=256, help="events the local RBM pushes at once"
     )
     harness.add_run_options(parser, "smoke run: 2000 messages in campaigns of 1000")
     args = parser.parse_args()
