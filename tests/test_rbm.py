@@ -14,13 +14,20 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import LiveServer, Receiver, eventually, run
+from conftest import LiveServer, Receiver, run
+from conftest import eventually as _eventually
 from rbm_local import AGENT_ID, CLIENT_TOKEN, RbmThread, add_connector
 from rcsgate.clock import ManualClock
 from rcsgate.connectors.rbm import protocol
 from rcsgate.services import accounts, connectors
 from rcsgate.services.demo import DEMO_AGENT, ensure_demo
 from test_single_send import CAROUSEL, PRICE, Api, request_body
+
+
+def eventually(check: Callable[[], Any], **options: Any) -> Any:
+    """conftest's, with more time: events travel the local RBM's push queue one POST at a time."""
+    options.setdefault("timeout", 20)
+    return _eventually(check, **options)
 
 
 @pytest.fixture
@@ -186,7 +193,8 @@ def test_tap_is_a_click_webhook_with_the_customers_postback(rbm_setup) -> None: 
     mid = _sent(api, request_body("380661239994"))
     _wait(api, mid, "read")
     click = eventually(
-        lambda: next((b for b in receiver.bodies() if b.get("id") == mid and "postback" in b), None)
+        lambda: next((b for b in receiver.bodies() if b.get("id") == mid and "postback" in b), None),
+        timeout=20,
     )
     assert click["text"] == "Go to site" and click["postback"] == "site" and click["msisdn"] == "380661239994"
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
@@ -337,7 +337,10 @@ async def _content(
     row = (
         await conn.execute(
             select(messages.c.content, messages.c.phone).where(
-                messages.c.id == message_id, messages.c.upstream == upstream
+                messages.c.id == message_id,
+                messages.c.type == "rcs",
+                # Not yet written when the tap overtakes the submit's answer (pushes come concurrently).
+                or_(messages.c.upstream == upstream, messages.c.upstream.is_(None)),
             )
         )
     ).first()
