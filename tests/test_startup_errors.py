@@ -14,8 +14,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from test_processes import Proc
 
 RCSGATE = str(Path(sys.executable).parent / "rcsgate")
 JWT_SECRET = "startup-test-" + "x" * 40
@@ -79,25 +80,7 @@ def refused(env: dict[str, str], *commands: str, prefix: tuple[str, ...] = ()) -
     return lines
 
 
-class Server:
-    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
-        self.log = log
-        self.handle = log.open("ab")
-        self.proc = subprocess.Popen([RCSGATE, *args], env=env, stdout=self.handle, stderr=subprocess.STDOUT)
-        self.base = f"http://127.0.0.1:{env['RCSGATE_PORT']}"
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(self.base + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("server did not become ready:\n" + self.log.read_text())
-
+class Server(Proc):
     def end(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
         self.proc.wait(timeout=30)

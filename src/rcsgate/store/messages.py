@@ -16,6 +16,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.domain.message_states import can_move
+from rcsgate.store.pipeline import OUTBOUND_COLUMNS
 from rcsgate.store.tables import message_events, messages
 
 
@@ -102,16 +103,7 @@ async def claim_for_revocation(
         update(messages)
         .where(messages.c.id.in_(ids), messages.c.status == "sent")
         .values(lease_until=lease_until)
-        .returning(
-            messages.c.id,
-            messages.c.type,
-            messages.c.phone,
-            messages.c.sender,
-            messages.c.content,
-            messages.c.expires_at,
-            messages.c.agent_id,
-            messages.c.upstream,
-        )
+        .returning(*OUTBOUND_COLUMNS, messages.c.upstream)
     )
     return list(result)
 
@@ -143,18 +135,7 @@ async def owed_reports(conn: AsyncConnection, *, upstream: str) -> list[Row[Any]
     """Messages an upstream accepted that still await a report from it: sent ones, and delivered RCS
     messages (a read may follow)."""
     query = (
-        select(
-            messages.c.id,
-            messages.c.type,
-            messages.c.phone,
-            messages.c.sender,
-            messages.c.content,
-            messages.c.expires_at,
-            messages.c.agent_id,
-            messages.c.status,
-            messages.c.sent_at,
-            messages.c.created_at,
-        )
+        select(*OUTBOUND_COLUMNS, messages.c.status, messages.c.sent_at, messages.c.created_at)
         .where(
             messages.c.upstream == upstream,
             or_(
