@@ -28,6 +28,7 @@ change. Blocks of a document run in order, each in a new shell, and may use what
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -154,13 +155,29 @@ def wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop ``proc``, and when it leads a process group of its own (a background block: a shell running
+    the command) everything in that group."""
+    try:
+        group = os.getpgid(proc.pid) == proc.pid
+    except ProcessLookupError:
+        group = False
+
+    def signal_all(sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        signal_all(signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            signal_all(signal.SIGKILL)
             proc.wait()
+    if group:
+        signal_all(signal.SIGKILL)  # a child that outlived its shell
 
 
 @dataclass
@@ -282,7 +299,12 @@ def test_example_runs(block: Block, request: pytest.FixtureRequest) -> None:
         log = live.workdir / f"example-{block.line}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                command, env=live.env, cwd=live.workdir, stdout=out, stderr=subprocess.STDOUT
+                command,
+                env=live.env,
+                cwd=live.workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         live.background.append(proc)
         wait_until_up(proc, substitute(ready, live, block.path), log)
