@@ -11,7 +11,8 @@ import pytest
 from rcsgate.connectors import circuit_breaker
 from rcsgate.connectors.base import OutboundMessage, TryLater
 from rcsgate.connectors.circuit_breaker import CircuitBreaker
-from rcsgate.connectors.http_simulator import CIRCUIT_OPEN, HttpSimulatorConnector
+from rcsgate.connectors.http_simulator import HttpSimulatorConnector
+from rcsgate.connectors.upstream_calls import CIRCUIT_OPEN
 
 
 class FakeClock:

@@ -12,7 +12,6 @@ try; 429, 5xx, timeouts and resets → retried with backoff through the circuit 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from typing import TYPE_CHECKING, Any, Final
@@ -39,14 +38,12 @@ from rcsgate.connectors.rbm.content import agent_message
 from rcsgate.connectors.rbm.protocol import message_uuid
 from rcsgate.connectors.rbm.settings import RbmSettings
 from rcsgate.connectors.rbm.tokens import ServiceAccountTokens, TokenError
+from rcsgate.connectors.upstream_calls import UpstreamCalls
 from rcsgate.logging_setup import get_logger
 
 log = get_logger("rcsgate.connectors.rbm")
 
-CIRCUIT_OPEN: Final = "circuit open"
-_CONNECTIONS: Final = 256
 _MAX_ANSWER_BYTES: Final = 256 * 1024
-_STOP_GRACE_SECONDS: Final = 5.0
 
 
 class RbmConnector:
@@ -66,12 +63,7 @@ class RbmConnector:
         self.clock = clock
         self.breaker = breaker
         self.tokens = ServiceAccountTokens(settings.service_account, timeout_seconds=timeout_seconds)
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-        self._session: aiohttp.ClientSession | None = None
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._stopping = False
+        self.calls = UpstreamCalls(name=name, breaker=breaker, timeout_seconds=timeout_seconds)
 
     def admits(self) -> int | None:
         return self.breaker.admits()
@@ -119,14 +111,10 @@ class RbmConnector:
     async def _call(self, method: str, url: URL, body: bytes | None) -> tuple[int, str] | TryLater:
         """The answer's status and Google's error message, or TryLater for transient trouble (which
         the circuit breaker counts)."""
-        if self._stopping:
-            return TryLater("connector stopping")
-        if not self.breaker.allow():
-            return TryLater(CIRCUIT_OPEN)
-        alive = False
-        self._in_flight += 1
-        self._idle.clear()
-        try:
+        refused = self.calls.refusal()
+        if refused is not None:
+            return refused
+        async with self.calls.call() as call:
             stale: str | None = None
             for _ in range(2):
                 try:
@@ -140,21 +128,16 @@ class RbmConnector:
                 if status == 401 and stale is None:
                     stale = token  # refresh once: the token may have been revoked early
                     continue
-                alive = status < 500
                 if status == 401:
-                    alive = False  # a key Google keeps refusing: like an outage, retried and breaker-counted
+                    # A key Google keeps refusing: like an outage, retried and breaker-counted.
                     return TryLater(f"unauthorized: {error}"[:200])
+                call.alive = status < 500
                 if status == 429:
                     return TryLater("throttled by Google (429)")
                 if status >= 500:
                     return TryLater(f"Google answered {status}: {error}"[:200])
                 return status, error
             return TryLater("unauthorized")
-        finally:
-            (self.breaker.success if alive else self.breaker.failure)()
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
 
     async def _request(
         self, method: str, url: URL, body: bytes | None, token: str
@@ -163,8 +146,8 @@ class RbmConnector:
         if body is not None:
             headers["content-type"] = "application/json"
         try:
-            async with self._client().request(
-                method, url, data=body, headers=headers, timeout=self._timeout
+            async with self.calls.client.request(
+                method, url, data=body, headers=headers, timeout=self.calls.timeout
             ) as response:
                 status = response.status
                 raw = await response.content.read(_MAX_ANSWER_BYTES)
@@ -174,25 +157,11 @@ class RbmConnector:
             return TryLater(f"connection error: {type(exc).__name__}")
         return status, _error_message(raw) if status != 200 else ""
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=_CONNECTIONS), raise_for_status=False
-            )
-        return self._session
-
     async def start(self, sink: ReportSink) -> None:
-        self._stopping = False
+        self.calls.start()
 
     async def stop(self) -> None:
-        self._stopping = True
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout=_STOP_GRACE_SECONDS)
-        except TimeoutError:
-            log.warning("upstream_submits_abandoned", connector=self.name, in_flight=self._in_flight)
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self.calls.stop()
 
 
 def _error_message(raw: bytes) -> str:
