@@ -70,6 +70,7 @@ SKIPPED: dict[tuple[str, str], str] = {
 # block starts a process that runs until the end of this module's tests; later blocks use it.
 BACKGROUND: dict[tuple[str, str], str] = {
     ("docs/connectors/rbm.md", "simulator --rbm"): "http://127.0.0.1:9090/healthz",
+    ("docs/connectors/smpp.md", "simulator --smpp-port"): "http://127.0.0.1:9090/healthz",
 }
 
 LANGUAGES = {"sh": "shell", "bash": "shell", "shell": "shell", "python": "python", "py": "python"}

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from rcsgate.cli import accounts, agents, connectors, contacts, demo, processes, senders, tariffs
+from rcsgate.cli import accounts, agents, connectors, contacts, demo, processes, routes, senders, tariffs
 
 __all__ = ["app", "main"]
 
@@ -39,6 +39,7 @@ app.add_typer(tariffs.tariffs_app, name="tariffs")
 app.add_typer(contacts.contacts_app, name="contacts")
 app.add_typer(contacts.stoplist_app, name="stoplist")
 app.add_typer(connectors.connectors_app, name="connectors")
+app.add_typer(routes.routes_app, name="routes")
 
 
 def _whole_short_help(typer_app: typer.Typer) -> None:

@@ -13,7 +13,7 @@ from rcsgate.cli.common import JsonFlag, emit, fail, run
 from rcsgate.clock import SystemClock
 
 connectors_app = typer.Typer(
-    help="Upstream connectors (Google RBM): add, list, show, remove. Secrets are shown as fingerprints.",
+    help="Upstream connectors (Google RBM, SMPP): add, list, show, remove. Secrets are shown as fingerprints.",
     no_args_is_help=True,
 )
 
@@ -67,6 +67,84 @@ def connectors_add_rbm(
     emit(view, as_json, lambda: _text(view))
 
 
+@connectors_app.command("add-smpp")
+def connectors_add_smpp(
+    name: Annotated[str, typer.Argument(help="Connector name: 1-20 of a-z, 0-9, '-', '_'.")],
+    host: Annotated[str, typer.Option("--host", help="The SMSC's host name or IP address.")],
+    port: Annotated[int, typer.Option("--port", help="The SMSC's SMPP port (often 2775).")],
+    system_id: Annotated[str, typer.Option("--system-id", help="The account's system_id (1-15 characters).")],
+    password: Annotated[
+        str, typer.Option("--password", help="The account's password (at most 8 characters).")
+    ],
+    system_type: Annotated[
+        str, typer.Option("--system-type", help="system_type, if the SMSC wants one.")
+    ] = "",
+    window: Annotated[
+        int, typer.Option("--window", help="Submits outstanding at once; also the most a crash can resend.")
+    ] = 10,
+    rate: Annotated[
+        float | None, typer.Option("--rate", help="At most this many PDUs per second (a 3-part SMS is 3).")
+    ] = None,
+    source_ton: Annotated[
+        int | None, typer.Option("--source-ton", help="Source TON (default: 5 alphanumeric, 1 numeric).")
+    ] = None,
+    source_npi: Annotated[
+        int | None, typer.Option("--source-npi", help="Source NPI (default: 0 alphanumeric, 1 numeric).")
+    ] = None,
+    long_messages: Annotated[
+        str, typer.Option("--long-messages", help="udh, sar or payload: how long SMS are split.")
+    ] = "udh",
+    receipt_ids: Annotated[
+        str,
+        typer.Option(
+            "--receipt-ids",
+            help="same, hex-to-dec or dec-to-hex: the SMSC's ids in submit answers vs in receipts.",
+        ),
+    ] = "same",
+    error_class: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--error-class",
+            help="CODE=transient|permanent, overriding how a submit error is treated (repeatable).",
+        ),
+    ] = None,
+    enquire_link: Annotated[
+        float, typer.Option("--enquire-link", help="Seconds between keep-alives on an idle bind.")
+    ] = 30.0,
+    response_timeout: Annotated[
+        float, typer.Option("--response-timeout", help="Seconds to wait for an answer to a PDU.")
+    ] = 30.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add an SMPP 3.4 connector (a transceiver bind); route senders to it with `rcsgate senders
+    set-connector`, or number prefixes with `rcsgate routes add`."""
+    from rcsgate.services import connectors
+
+    record = run(
+        lambda db: connectors.add_smpp(
+            db,
+            SystemClock(),
+            name=name,
+            host=host,
+            port=port,
+            system_id=system_id,
+            password=password,
+            system_type=system_type,
+            window=window,
+            rate=rate,
+            source_ton=source_ton,
+            source_npi=source_npi,
+            long_messages=long_messages,
+            receipt_ids=receipt_ids,
+            error_classes=error_class or [],
+            enquire_link_seconds=enquire_link,
+            response_timeout=response_timeout,
+        )
+    )
+    view = run(lambda db: connectors.view(db, record))
+    emit(view, as_json, lambda: _text(view))
+
+
 @connectors_app.command("list")
 def connectors_list(as_json: JsonFlag = False) -> None:
     """List the configured connectors."""
@@ -80,8 +158,11 @@ def connectors_list(as_json: JsonFlag = False) -> None:
         items,
         as_json,
         lambda: (
-            "\n".join(f"{v['name']} {v['kind']} {v.get('api_url', '')} agents {v['agents']}" for v in items)
-            or "no connectors (every agent uses the built-in simulator)"
+            "\n".join(
+                f"{v['name']} {v['kind']} {_where(v)} agents {v['agents']} senders {v['senders']}"
+                for v in items
+            )
+            or "no connectors (every agent and sender uses the built-in simulator)"
         ),
     )
 
@@ -100,11 +181,15 @@ def connectors_show(name: str, as_json: JsonFlag = False) -> None:
 
 @connectors_app.command("remove")
 def connectors_remove(name: str, as_json: JsonFlag = False) -> None:
-    """Remove a connector no agent or sender uses any more."""
+    """Remove a connector no agent, sender or route uses any more."""
     from rcsgate.services import connectors
 
     run(lambda db: connectors.remove(db, name))
     emit({"removed": name}, as_json, f"connector {name} removed")
+
+
+def _where(view: dict[str, Any]) -> str:
+    return str(view["api_url"]) if "api_url" in view else f"{view.get('host')}:{view.get('port')}"
 
 
 def _text(view: dict[str, Any]) -> str:

@@ -176,6 +176,10 @@ def simulator(
     rbm_push_concurrency: Annotated[
         int, typer.Option(min=1, max=1000, help="Events the local RBM pushes at once (in flight).")
     ] = 8,
+    smpp_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Also serve a local SMSC on this SMPP port (docs/connectors/smpp.md)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
 ) -> None:
     """Run the simulated upstream as a service of its own, with fault injection (docs/simulator.md).
@@ -185,8 +189,8 @@ def simulator(
 
     from rcsgate.connectors import simulator_service as service
 
-    if report_url is None and not rbm:
-        raise fail("--report-url is needed (or --rbm for the local RBM alone)")
+    if report_url is None and not rbm and smpp_port is None:
+        raise fail("--report-url is needed (or --rbm / --smpp-port for the local RBM or SMSC alone)")
     if report_url is not None and not secret:
         raise fail("a shared secret is needed: --secret or RCSGATE_UPSTREAM_SECRET")
     if profile not in ("deterministic", "realistic"):
@@ -223,6 +227,7 @@ def simulator(
         rbm_key_files=tuple(rbm_key or ()),
         rbm_key_out=rbm_key_out,
         rbm_push_concurrency=rbm_push_concurrency,
+        smpp_port=smpp_port,
     )
     try:
         options.check()
@@ -231,6 +236,9 @@ def simulator(
     startup.check_port(host, port)
     where = f"reports to {report_url}" if report_url else "no simulator reports"
     rbm_line = f"; local RBM: http://{host}:{port}/v1" if rbm else ""
+    if smpp_port is not None:
+        startup.check_port(host, smpp_port)
+        rbm_line += f"; local SMSC: smpp://{host}:{smpp_port}"
     typer.echo(f"rcsgate simulator on http://{host}:{port}, {where}{rbm_line}", err=True)
     service.run(options, log_level=log_level.upper())
 

@@ -44,6 +44,28 @@ def senders_list(
         items,
         as_json,
         lambda: (
-            "\n".join(f"#{s.id} account {s.account_id} {s.name} {s.status}" for s in items) or "no senders"
+            "\n".join(
+                f"#{s.id} account {s.account_id} {s.name} {s.status}"
+                f"{f' connector #{s.connector_id}' if s.connector_id else ''}"
+                for s in items
+            )
+            or "no senders"
         ),
     )
+
+
+@senders_app.command("set-connector")
+def senders_set_connector(
+    sender_id: Annotated[int, typer.Argument(help="The sender's id (rcsgate senders list).")],
+    connector: Annotated[
+        str, typer.Argument(help="An SMPP connector's name (rcsgate connectors list), or 'simulator'.")
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Send an SMS sender's messages through a connector ('simulator': by route, else the built-in
+    simulator, again). A sender's own connector wins over routes."""
+    from rcsgate.services import connectors
+
+    record = run(lambda db: connectors.set_sender_connector(db, sender_id=sender_id, connector=connector))
+    name = record.name if record else connectors.SIMULATOR
+    emit({"sender_id": sender_id, "connector": name}, as_json, f"sender #{sender_id} sends through {name}")

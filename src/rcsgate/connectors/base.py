@@ -31,6 +31,10 @@ class OutboundMessage:
     expires_at: datetime
     # The RCS agent whose connector takes the message; None for SMS.
     agent_id: int | None = None
+    # The account (an SMS sender is routed per account and name) and how many times it has been
+    # claimed, this claim included: above 1, an earlier submit may have reached the upstream.
+    account_id: int | None = None
+    attempts: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,10 @@ class StatusReport:
     message_id: int
     status: ReportStatus
     at: datetime
+    # Why it ended undelivered or expired, in the upstream's words (default: the status).
+    reason: str | None = None
+    # The connector that reports it, recorded when the report overtakes the submit's answer.
+    upstream: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ from rcsgate.logging_setup import configure_logging, get_logger
 if TYPE_CHECKING:
     # Imported lazily at run time: the local RBM reuses this module's fault machinery.
     from rcsgate.connectors.rbm.fake import LocalRbm
+    from rcsgate.connectors.smpp.fake_smsc import FakeSmsc
 
 log = get_logger("rcsgate.simulator_service")
 
@@ -182,11 +183,15 @@ class ServiceOptions:
     rbm_duplicate_status: int = 200
     # Events in flight to the webhook at once (Pub/Sub push keeps several outstanding).
     rbm_push_concurrency: int = 8
+    # A local SMSC (connectors/smpp/fake_smsc.py) on this SMPP port, its counts at /v1/local/smpp/stats.
+    smpp_port: int | None = None
 
     def check(self) -> None:
         """Raise ValueError for options the service cannot work with."""
-        if self.report_url is None and not self.rbm:
-            raise ValueError("a report URL is needed (or the local RBM alone: rbm)")
+        if self.report_url is None and not self.rbm and self.smpp_port is None:
+            raise ValueError("a report URL is needed (or the local RBM or SMSC alone: rbm, smpp_port)")
+        if self.smpp_port is not None and not 1 <= self.smpp_port <= 65535:
+            raise ValueError("the SMPP port must be 1-65535")
         if self.report_url is not None:
             if not self.report_url.startswith(("http://", "https://")):
                 raise ValueError("the report URL must be an http:// or https:// URL")
@@ -249,6 +254,16 @@ class SimulatorService:
         self.rbm = _local_rbm(options, self.clock) if options.rbm else None
         if self.rbm is not None:
             self.rbm.mount(self.app)
+        self.smsc: FakeSmsc | None = None
+        if options.smpp_port is not None:
+            from rcsgate.connectors.smpp.fake_smsc import FakeSmsc
+
+            self.smsc = FakeSmsc(host=options.host, port=options.smpp_port)
+            self.app.add_routes([web.get("/v1/local/smpp/stats", self.smpp_stats)])
+
+    async def smpp_stats(self, request: web.Request) -> web.StreamResponse:
+        assert self.smsc is not None
+        return web.json_response(self.smsc.stats())
 
     def _wake(self) -> None:
         self._wakeup.set()
@@ -478,6 +493,9 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     rbm = service.rbm
     try:
         await web.TCPSite(runner, options.host, options.port).start()
+        if service.smsc is not None:
+            await service.smsc.start()
+            log.info("simulator_smpp_listening", host=options.host, port=options.smpp_port)
         if options.report_url is not None:
             pusher = asyncio.create_task(service.push_reports(), name="simulator-report-push")
         if rbm is not None:
@@ -506,6 +524,8 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
             await asyncio.wait({pusher})
         if rbm is not None:
             await rbm.stop()
+        if service.smsc is not None:
+            await service.smsc.stop()
         await runner.cleanup()
         log.info("simulator_stopped", pending_reports_dropped=len(service.reports))
 

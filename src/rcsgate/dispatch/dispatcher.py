@@ -93,7 +93,11 @@ class Dispatcher:
                 limit = self.batch_size if admits is None else min(self.batch_size, admits)
                 self.wake.clear()
                 batch = await dispatching.claim(
-                    self.db, self.clock, limit=limit, lease_seconds=self.lease_seconds
+                    self.db,
+                    self.clock,
+                    limit=limit,
+                    lease_seconds=self.lease_seconds,
+                    sms=self.connectors.claims_sms,
                 )
                 if batch:
                     self.idle.found()

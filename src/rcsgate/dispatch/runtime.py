@@ -52,8 +52,12 @@ def build_connector(settings: Settings, clock: Clock) -> Connector:
     )
 
 
-def connector_builder(settings: Settings, clock: Clock) -> Builder:
-    """How this process turns a configured connector (a database row) into a working one."""
+def connector_builder(
+    settings: Settings, clock: Clock, db: Database | None = None, wake: asyncio.Event | None = None
+) -> Builder:
+    """How this process turns a configured connector (a database row) into a working one. ``db``
+    (needed by SMPP connectors, which keep their receipts themselves) and ``wake`` (set after a
+    transaction that wrote webhooks)."""
 
     def build(record: ConnectorRecord) -> Connector:
         from rcsgate.connectors.circuit_breaker import CircuitBreaker
@@ -73,6 +77,20 @@ def connector_builder(settings: Settings, clock: Clock) -> Builder:
                 clock=clock,
                 timeout_seconds=settings.upstream_timeout_seconds,
                 breaker=breaker,
+            )
+        if record.kind == "smpp" and db is not None:
+            from rcsgate.connectors.smpp.connector import SmppConnector
+            from rcsgate.connectors.smpp.settings import SmppSettings
+            from rcsgate.services.smpp_records import SmppRecords
+
+            return SmppConnector(
+                name=record.name,
+                connector_id=record.id,
+                settings=SmppSettings.of(record.config, record.secrets),
+                records=SmppRecords(
+                    db, clock, connector_id=record.id, connector=record.name, wake=wake.set if wake else None
+                ),
+                clock=clock,
             )
         raise ValueError(f"this version cannot run {record.kind} connectors")
 
@@ -98,14 +116,14 @@ class Runtime:
         clock: Clock,
         signals: Signals,
     ) -> Runtime:
+        # The dispatcher sets it after writing outbox rows: the sender need not wait for its poll.
+        webhooks_wake = asyncio.Event()
         connectors = ConnectorRegistry(
             db=db,
             default=build_connector(settings, clock),
-            build=connector_builder(settings, clock),
+            build=connector_builder(settings, clock, db, webhooks_wake),
             refresh_seconds=settings.connectors_refresh_seconds,
         )
-        # The dispatcher sets it after writing outbox rows: the sender need not wait for its poll.
-        webhooks_wake = asyncio.Event()
         dispatcher = Dispatcher(
             db=db,
             clock=clock,

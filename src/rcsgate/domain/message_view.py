@@ -23,6 +23,8 @@ from typing import Any, Final
 #     invalid_content      Google refused the message's content (failed)
 #     not_rcs_user         the recipient cannot receive RCS (undelivered)
 #     undelivered          the upstream reported it undelivered (undelivered)
+#     <STAT> err:<err>     an SMSC's receipt said so, e.g. "UNDELIV err:001" (SMPP; undelivered)
+#     ESME_<name>          the SMSC refused the SMS for good, e.g. "ESME_RINVDSTADR" (SMPP; failed)
 #     validity             its validity ended before it was delivered (expired)
 #     upstream_unavailable the upstream could not be reached before its validity ended (expired)
 FAILURE_STATUSES: Final = frozenset({"failed", "undelivered", "expired"})

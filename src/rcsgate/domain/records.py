@@ -97,6 +97,8 @@ class SmsSender:
     status: str
     is_default: bool
     created_at: datetime
+    # The SMPP connector its SMS go through; None: by route, else the built-in simulator.
+    connector_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

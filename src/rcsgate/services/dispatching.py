@@ -54,17 +54,21 @@ def outbound(row: Row[Any], contents: dict[str, Any] | None = None) -> OutboundM
         content=content,
         expires_at=row.expires_at,
         agent_id=row.agent_id,
+        account_id=row.account_id,
+        attempts=row.attempts,
     )
 
 
-async def claim(db: Database, clock: Clock, *, limit: int, lease_seconds: float) -> list[OutboundMessage]:
+async def claim(
+    db: Database, clock: Clock, *, limit: int, lease_seconds: float, sms: bool = True
+) -> list[OutboundMessage]:
     """Take due messages for sending. Campaign messages get their money reserved here; one that cannot
     be covered pauses its campaign (its messages wait, they do not fail). Agents' send rates hold across
     all workers because the bucket is a row updated in this same transaction."""
     now = clock.now()
     lock = not db.is_sqlite
     async with db.write() as conn:
-        candidates = await pipeline.due_candidates(conn, now=now, limit=limit, skip_locked=lock)
+        candidates = await pipeline.due_candidates(conn, now=now, limit=limit, skip_locked=lock, sms=sms)
         if not candidates:
             return []
         demand: dict[int, int] = {}
@@ -286,14 +290,15 @@ async def _apply_one(moves: Moves, msg: Msg, report: Report, now: datetime) -> M
     if msg.status == "sending":
         # The report overtook the submit's answer: the upstream has the message, so it was sent.
         # Record that first, so the history and the webhooks never skip `sent`.
-        msg = await moves.move(msg, "sent", now, sent_at=at)
+        extra = {"upstream": report.upstream} if report.upstream else {}
+        msg = await moves.move(msg, "sent", now, sent_at=at, **extra)
     if report.status == "delivered":
         return await moves.move(msg, "delivered", now, delivered_at=at)
     if report.status == "read":
         # A read report implies delivery; apply both, in order.
         delivered = await moves.move(msg, "delivered", now, delivered_at=at)
         return await moves.move(delivered, "read", now, read_at=at)
-    return await moves.move(msg, report.status, now, reason=report.status)
+    return await moves.move(msg, report.status, now, reason=(report.reason or report.status)[:32])
 
 
 def _in_flight(msg: Msg) -> bool:

@@ -66,6 +66,11 @@ async def fingerprint(conn: AsyncConnection) -> list[tuple[int, str, datetime]]:
     return sorted((int(r.id), r.name, r.updated_at) for r in rows)
 
 
+async def has_kind(conn: AsyncConnection, kind: str) -> bool:
+    row = (await conn.execute(select(connectors.c.id).where(connectors.c.kind == kind).limit(1))).first()
+    return row is not None
+
+
 async def delete_connector(conn: AsyncConnection, connector_id: int) -> None:
     await conn.execute(delete(connectors).where(connectors.c.id == connector_id))
 
@@ -84,6 +89,13 @@ async def users_of(conn: AsyncConnection, connector_id: int) -> tuple[list[int],
 async def set_agent_connector(conn: AsyncConnection, agent_id: int, connector_id: int | None) -> bool:
     result = await conn.execute(
         update(rcs_agents).where(rcs_agents.c.id == agent_id).values(connector_id=connector_id)
+    )
+    return result.rowcount == 1
+
+
+async def set_sender_connector(conn: AsyncConnection, sender_id: int, connector_id: int | None) -> bool:
+    result = await conn.execute(
+        update(sms_senders).where(sms_senders.c.id == sender_id).values(connector_id=connector_id)
     )
     return result.rowcount == 1
 

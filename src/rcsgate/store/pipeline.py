@@ -33,6 +33,8 @@ OUTBOUND_COLUMNS = (
     messages.c.content,
     messages.c.expires_at,
     messages.c.agent_id,
+    messages.c.account_id,
+    messages.c.attempts,
 )
 
 
@@ -50,7 +52,7 @@ _CANDIDATE_COLUMNS = (
 
 
 async def due_candidates(
-    conn: AsyncConnection, *, now: datetime, limit: int, skip_locked: bool
+    conn: AsyncConnection, *, now: datetime, limit: int, skip_locked: bool, sms: bool = True
 ) -> list[Row[Any]]:
     """Due `accepted` messages, single sends before campaign traffic, oldest first (locked on
     PostgreSQL, skipping those another worker holds).
@@ -60,9 +62,10 @@ async def due_candidates(
     rest of the claim). Single sends (priority 0) are the messages without a campaign: few are
     waiting at any time, and the campaign index finds them, one seek per type. The rest, campaign
     traffic (whose messages, fallbacks included, share one priority), comes in (status, due_at)
-    index order, so the read stops at the limit."""
+    index order, so the read stops at the limit. Without ``sms``, SMS messages are left for the
+    process that holds the SMPP binds."""
     rows: list[Row[Any]] = []
-    for kind in ("rcs", "sms"):
+    for kind in ("rcs", "sms") if sms else ("rcs",):
         singles = (
             select(*_CANDIDATE_COLUMNS)
             .where(
@@ -89,6 +92,8 @@ async def due_candidates(
             .order_by(messages.c.due_at, messages.c.id)
             .limit(limit - len(rows))
         )
+        if not sms:
+            campaign = campaign.where(messages.c.type == "rcs")
         rows += await conn.execute(_lock(campaign, skip_locked))
     return rows
 
@@ -168,7 +173,8 @@ _PG_CLAIM = (
         "reserved = m.reserved + v.amount "
         "FROM unnest(CAST(:ids AS BIGINT[]), CAST(:amounts AS BIGINT[])) AS v(id, amount) "
         "WHERE m.id = v.id AND m.status = 'accepted' "
-        "RETURNING m.id, m.type, m.phone, m.sender, m.content, m.expires_at, m.agent_id"
+        "RETURNING m.id, m.type, m.phone, m.sender, m.content, m.expires_at, m.agent_id, m.account_id, "
+        "m.attempts"
     )
     .bindparams(bindparam("lease", type_=messages.c.lease_until.type))
     .columns(*OUTBOUND_COLUMNS)

@@ -35,6 +35,7 @@ def _sender(row: Any) -> SmsSender:
         status=row.status,
         is_default=bool(row.is_default),
         created_at=row.created_at,
+        connector_id=row.connector_id,
     )
 
 
@@ -69,6 +70,11 @@ async def set_agent_status(conn: AsyncConnection, agent_id: int, status: str) ->
 async def insert_sender(conn: AsyncConnection, **values: Any) -> int:
     result = await conn.execute(insert(sms_senders).values(**values).returning(sms_senders.c.id))
     return int(result.scalar_one())
+
+
+async def get_sender(conn: AsyncConnection, sender_id: int) -> SmsSender | None:
+    row = (await conn.execute(select(sms_senders).where(sms_senders.c.id == sender_id))).first()
+    return _sender(row) if row else None
 
 
 async def get_sender_by_name(conn: AsyncConnection, account_id: int, name: str) -> SmsSender | None:

@@ -28,6 +28,8 @@ CHANNELS: Final = (DUE, CAMPAIGNS)
 # Advisory lock keys of the singleton jobs (any two distinct 64-bit integers of ours).
 SWEEP_LOCK: Final = 0x7263_7367_0001  # "rcsg" + 1: expiry, lease reaper, campaign scheduler
 HOUSEKEEPING_LOCK: Final = 0x7263_7367_0002
+# The process holding it runs every SMPP bind (one bind per connector across all processes).
+SMPP_LOCK: Final = 0x7263_7367_0003
 
 
 class Signals:

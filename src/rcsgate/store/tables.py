@@ -422,6 +422,44 @@ upstream_events = Table(
     Index("ix_upstream_events_account_id_id", "account_id", "id"),
 )
 
+# Each SMS part an SMSC accepted (its submit_sm_resp id, normalised), and each delivery receipt.
+# A receipt that overtakes its submit's answer is kept here with no message yet (message_id null)
+# and joined when the answer is recorded. Unique per connector: receipts are matched on whichever
+# bind they arrive.
+smpp_parts = Table(
+    "smpp_parts",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("connector_id", BigInteger, ForeignKey("connectors.id", ondelete="CASCADE"), nullable=False),
+    Column("smsc_id", String(64), nullable=False),
+    Column("message_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=True),
+    Column("part_no", Integer, nullable=True),
+    Column("parts", Integer, nullable=True),
+    # submitted (waiting for its receipt), delivered, undelivered; or enroute for a non-final receipt.
+    Column("state", String(12), nullable=False),
+    Column("stat", String(16), nullable=True),
+    Column("err", String(16), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("state IN ('submitted', 'enroute', 'delivered', 'undelivered')", name="state"),
+    UniqueConstraint("connector_id", "smsc_id", name="uq_smpp_parts_connector_smsc_id"),
+    Index("ix_smpp_parts_message_id", "message_id"),
+)
+
+# Routes with failover: messages of a channel to numbers starting with ``prefix`` ('' for all) go to
+# the first of ``connectors`` (a JSON list of names) whose link is up.
+routes = Table(
+    "routes",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("channel", String(8), nullable=False),
+    Column("prefix", String(15), nullable=False, server_default=""),
+    Column("connectors", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("channel IN ('sms')", name="channel"),
+    UniqueConstraint("channel", "prefix", name="uq_routes_channel_prefix"),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
