@@ -17,7 +17,7 @@ from conftest import eventually as _eventually
 from rcsgate.clock import ManualClock
 from rcsgate.services import accounts, connectors
 from rcsgate.services.demo import ensure_demo
-from smpp_local import SmscThread, add_connector
+from smpp_local import Smpp34Thread, SmscThread, add_connector
 from test_single_send import PRICE, Api, request_body
 
 
@@ -216,3 +216,33 @@ def test_route_fails_over_to_the_second_link_and_the_sender_connector_wins(
         _wait(api, c, "delivered")
         assert [s.destination_addr for s in _submits(own)] == ["380661339990"]
         assert len(_submits(first)) == 1 and len(_submits(second)) == 1
+
+
+def test_against_smpp34s_smsc_long_sms_split_addressed_and_settled_by_text_receipts(
+    server_factory: Callable[..., LiveServer], receiver: Receiver, db_url: str, tmp_path: Path
+) -> None:
+    """The happy path, a long message and receipts against smpp34's Server: an SMSC implementation
+    nobody here wrote. Its ids are mixed case; the receipts carry them in lower case, in the text
+    only (no TLVs)."""
+    with Smpp34Thread() as smsc:
+
+        async def route(db: Any, clock: Any) -> None:
+            await add_connector(db, clock, smsc, "s34")
+            await connectors.set_sender_connector(db, sender_id=1, connector="s34")
+
+        _srv, api = _start(server_factory, receiver, db_url, tmp_path, route=route)
+        text = "Your order 12345 has shipped. " * 7  # 210 GSM-7 characters: 2 parts of at most 153
+        before = api.balance()
+        sms = _fallback(api, "380661349990", text)
+        _wait(api, sms, "sent")
+        submits = eventually(lambda: list(smsc.submits) if len(smsc.submits) == 2 else None)
+        for s in submits:
+            assert (s.source_addr, s.source_addr_ton, s.source_addr_npi) == ("DemoSMS", 5, 0)
+            assert (s.destination_addr, s.dest_addr_ton, s.dest_addr_npi) == ("380661349990", 1, 1)
+            assert (s.registered_delivery, s.data_coding, s.esm_class) == (1, 0, 0x40)
+        assert b"".join(bytes(s.short_message)[6:] for s in submits).decode("ascii") == text
+        assert smsc.receipt("ab0001", "380661349990") == 0
+        assert api.message(sms)["status"] == "sent"  # one part of two delivered
+        assert smsc.receipt("ab0002", "380661349990") == 0
+        _wait(api, sms, "delivered")
+        assert api.balance() == before - 2 * PRICE["sms"]
