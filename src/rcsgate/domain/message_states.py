@@ -47,7 +47,8 @@ _NEXT: Final[dict[str, frozenset[str]]] = {
     "moderation": frozenset({"accepted", "failed"}),
     # delivered / undelivered: a report for a submit whose answer was lost (timeout, reset) while the
     # upstream took the message all the same; the message waits for its retry in `accepted`.
-    "accepted": frozenset({"sending", "failed", "expired", "delivered", "undelivered"}),
+    # sent: such a report says the upstream had it; `sent` is recorded first, as for `sending`.
+    "accepted": frozenset({"sending", "sent", "failed", "expired", "delivered", "undelivered"}),
     # "accepted" again: a transient upstream error, retried later.
     "sending": frozenset({"accepted", "sent", "delivered", "undelivered", "failed", "expired"}),
     "sent": frozenset({"delivered", "undelivered", "expired", "unknown"}),

@@ -287,11 +287,12 @@ async def _apply_one(moves: Moves, msg: Msg, report: Report, now: datetime) -> M
         if report.status == "read" and msg.status == "delivered":
             return await moves.move(msg, "read", now, read_at=at)
         return None
-    if msg.status == "sending":
-        # The report overtook the submit's answer: the upstream has the message, so it was sent.
-        # Record that first, so the history and the webhooks never skip `sent`.
+    if msg.status in ("sending", "accepted"):
+        # The report overtook the submit's answer (or the answer was lost, and the message waits for
+        # its retry): the upstream has the message, so it was sent. Record that first, so the
+        # history and the webhooks never skip `sent`.
         extra = {"upstream": report.upstream} if report.upstream else {}
-        msg = await moves.move(msg, "sent", now, sent_at=at, **extra)
+        msg = await moves.move(msg, "sent", now, sent_at=at, lease_until=None, **extra)
     if report.status == "delivered":
         return await moves.move(msg, "delivered", now, delivered_at=at)
     if report.status == "read":

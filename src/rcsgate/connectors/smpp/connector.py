@@ -10,7 +10,9 @@ reuses its concatenation reference, so a handset still joins the parts.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+from typing import Any, Final
 
 from rcsgate.clock import Clock
 from rcsgate.connectors.base import (
@@ -32,6 +34,10 @@ from rcsgate.services.smpp_records import InboundSms, SmppRecords
 from rcsgate.store.smpp import AcceptedPart, ReceiptRow
 
 log = get_logger("rcsgate.smpp")
+
+# How long a submit waits for a bind that is down (a re-bind after a drop takes about a second);
+# then the message is retried later, by when a route may send it over another link.
+BIND_WAIT_SECONDS: Final = 2.0
 
 # TON/NPI: an alphanumeric sender is TON 5 (alphanumeric) / NPI 0; a number is international.
 _ALPHANUMERIC = (5, 0)
@@ -117,6 +123,13 @@ class SmppConnector:
             )
         except ValueError as exc:
             return Rejected(str(exc)[:200], code="invalid_content")
+        if not self.session.bound:
+            # Wait for the bind here, not holding a window slot: a dead link would otherwise keep
+            # the whole window (and the dispatcher's batch) waiting one re-bind timeout per part.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.session.bound_event.wait(), BIND_WAIT_SECONDS)
+            if not self.session.bound:
+                return TryLater("not bound to the SMSC")
         # Parts an SMSC already took on an earlier attempt are not sent again.
         done = await self.records.accepted_parts(message.message_id) if message.attempts > 1 else {}
         source, ton, npi = source_address(message.sender, self.settings)
@@ -138,7 +151,13 @@ class SmppConnector:
                 tlvs=dict(part.tlvs),
             )
             async with self.session.slot():
-                answer = await self.session.submit(fields, slot_held=True)
+                # The link may have died while this part waited for its slot: the parts queued behind
+                # a dead bind go back at once (retried, maybe over another link of a route).
+                answer = (
+                    await self.session.submit(fields, slot_held=True)
+                    if self.session.bound
+                    else SubmitAnswer("not_sent", error="not bound to the SMSC")
+                )
                 if answer.kind == "ok":
                     smsc_id = self._normalise(answer.message_id or "", self._resp_base)
                     await self.records.accepted(AcceptedPart(smsc_id, message.message_id, number, len(parts)))
