@@ -36,6 +36,9 @@ def as_json(result) -> object:  # type: ignore[no-untyped-def]
 def test_demo_is_idempotent_and_prints_a_working_key(cli) -> None:  # type: ignore[no-untyped-def]
     first = as_json(cli("demo", "--json"))
     second = as_json(cli("demo", "--json"))
+    # The console user's password only by the run that created the user (test_console_auth.py signs in).
+    assert first.pop("console_user") == "demo@example.com" and len(first.pop("console_password")) >= 16
+    assert first.pop("console_url").endswith("/console/")
     assert first == second
     assert set(first) == {"account_id", "api_key", "agent", "sms_sender"}
     assert first["api_key"].startswith("live_")
@@ -285,10 +288,23 @@ def test_database_files_are_private(tmp_path: Path) -> None:
 
 def test_every_command_has_help() -> None:
     groups = {
-        "": ["serve", "api", "worker", "demo", "db", "accounts", "keys", "agents", "senders", "tariffs"],
+        "": [
+            "serve",
+            "api",
+            "worker",
+            "demo",
+            "db",
+            "accounts",
+            "keys",
+            "users",
+            "agents",
+            "senders",
+            "tariffs",
+        ],
         "db": ["upgrade"],
         "accounts": ["create", "list", "show", "topup", "set-credit", "set-callback-url", "webhook-secret"],
         "keys": ["create", "list", "revoke"],
+        "users": ["create", "list", "disable", "enable", "set-password"],
         "agents": ["create", "list", "set-status"],
         "senders": ["create", "list"],
         "tariffs": ["create", "list", "show", "set-price", "assign"],

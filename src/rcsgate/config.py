@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     upstream_breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
     # How often processes re-read the configured connectors and routes (`rcsgate connectors …`).
     connectors_refresh_seconds: float = Field(default=2.0, gt=0, le=5)
+    # Prometheus metrics (docs/deploy.md, "Metrics"): GET /metrics on the API port (serve, api).
+    metrics_enabled: bool = True
+    # When set, a scrape must send `Authorization: Bearer <token>` (at least 16 characters).
+    metrics_token: SecretStr | None = None
+    # `rcsgate worker` serves its /metrics on this port, at metrics_host; unset: it serves none.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # `rcsgate api --workers N`: the directory its processes share their metrics through, emptied of
+    # them at start and at exit (one per `rcsgate api`); unset: a new temporary directory.
+    metrics_dir: Path | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -117,6 +127,20 @@ class Settings(BaseSettings):
                 "the upstream's reports"
             )
         return self
+
+    @field_validator("metrics_dir", mode="before")
+    @classmethod
+    def _metrics_dir(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
 
     @model_validator(mode="after")
     def _lease_outlasts_calls(self) -> Settings:

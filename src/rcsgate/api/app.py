@@ -11,10 +11,13 @@ from fastapi import FastAPI
 import rcsgate
 from rcsgate.clock import Clock, SystemClock
 from rcsgate.config import Settings, get_settings
+from rcsgate.console.app import mount_console
 from rcsgate.dispatch.runner import Workers
 from rcsgate.dispatch.runtime import Runtime
 from rcsgate.gc_tuning import tune_for_service
 from rcsgate.logging_setup import configure_logging
+from rcsgate.metrics import multiprocess
+from rcsgate.metrics.exposition import Exporter
 from rcsgate.services.auth import TokenIssuer
 from rcsgate.services.send_batcher import SendBatcher
 from rcsgate.store.db import Database
@@ -27,7 +30,7 @@ from .errors import error_responses, install_error_handlers
 from .fast_lane import FastLane
 from .middleware import RequestContextMiddleware
 from .rate_limit import build_limiter
-from .routers import accounts, auth, campaigns, contact_book, health, messages, upstream
+from .routers import accounts, auth, campaigns, contact_book, health, messages, metrics, upstream
 
 DESCRIPTION = """
 rcsgate: RCS business messaging with SMS fallback, wire-compatible with the RCS part of BSG One-API.
@@ -70,10 +73,16 @@ def create_app(
             ),
         )
         app.state.ctx = ctx
-        loops = (
-            Runtime.build(settings=settings, db=db, clock=clock, signals=ctx.signals).loops()
-            if run_workers
-            else [("notify", ctx.signals.notify_loop)]
+        runtime = (
+            Runtime.build(settings=settings, db=db, clock=clock, signals=ctx.signals) if run_workers else None
+        )
+        loops = runtime.loops() if runtime is not None else [("notify", ctx.signals.notify_loop)]
+        app.state.metrics = Exporter(
+            db=db,
+            clock=clock,
+            token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+            # The database gauges come from the process leading the sweeper (docs/deploy.md).
+            leading=(lambda: runtime.dispatcher.leading) if runtime is not None else None,
         )
         workers = Workers(loops=loops)
         workers.start()
@@ -83,6 +92,7 @@ def create_app(
             await ctx.sends.close()
             await workers.shutdown()
             await db.close()
+            multiprocess.process_exit()
 
     app = FastAPI(
         title="rcsgate",
@@ -96,7 +106,11 @@ def create_app(
     install_docs(app)
     install_error_handlers(app)
     # Added first, so it runs inside the request-id, access-log and body-size middleware.
-    app.add_middleware(FastLane, routes={("POST", "/api/messages/rcs/send"): messages.send_rcs})
+    app.add_middleware(
+        FastLane,
+        routes={("POST", "/api/messages/rcs/send"): messages.send_rcs},
+        segments={("POST", upstream.RBM_EVENTS_PREFIX): ("name", upstream.rbm_events)},
+    )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # The answers any /api route may give besides its own: the body-size and header limits (middleware,
     # http_server), input validation, the database being down, and for an account's routes its
@@ -110,6 +124,9 @@ def create_app(
     app.include_router(contact_book.router, responses=authenticated)
     app.include_router(health.router)
     app.include_router(upstream.router)  # not in the OpenAPI document
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)  # not in the OpenAPI document
+    mount_console(app)  # the web console at /console/ (not in the OpenAPI document)
     _hoist_request_schemas(app)
     return app
 

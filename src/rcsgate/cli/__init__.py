@@ -11,7 +11,18 @@ import sys
 
 import typer
 
-from rcsgate.cli import accounts, agents, connectors, contacts, demo, processes, routes, senders, tariffs
+from rcsgate.cli import (
+    accounts,
+    agents,
+    connectors,
+    contacts,
+    demo,
+    processes,
+    routes,
+    senders,
+    tariffs,
+    users,
+)
 
 __all__ = ["app", "main"]
 
@@ -33,6 +44,7 @@ for command in (processes.serve, processes.api, processes.worker, processes.simu
 app.add_typer(processes.db_app, name="db")
 app.add_typer(accounts.accounts_app, name="accounts")
 app.add_typer(accounts.keys_app, name="keys")
+app.add_typer(users.users_app, name="users")
 app.add_typer(agents.agents_app, name="agents")
 app.add_typer(senders.senders_app, name="senders")
 app.add_typer(tariffs.tariffs_app, name="tariffs")

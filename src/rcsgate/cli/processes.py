@@ -77,7 +77,11 @@ def api(
         tune_for_service()
         uvicorn.run(application, **bind)
     else:
-        uvicorn.run("rcsgate.api.app:app_from_env", factory=True, workers=workers, **bind)
+        from rcsgate.metrics.multiprocess import shared_directory
+
+        # The N processes answer /metrics for all of them from the files they share there.
+        with shared_directory(settings.metrics_dir):
+            uvicorn.run("rcsgate.api.app:app_from_env", factory=True, workers=workers, **bind)
 
 
 def worker() -> None:
@@ -87,20 +91,37 @@ def worker() -> None:
     from rcsgate.logging_setup import configure_logging
 
     settings = load_settings()
-    _preflight(settings, lock=True)
+    metrics_at = (settings.metrics_host, settings.metrics_port) if settings.metrics_port else None
+    _preflight(settings, lock=True, listen=metrics_at)
     configure_logging(settings.log_level)
 
     async def main() -> None:
+        from rcsgate.metrics.exposition import Exporter, serve_worker_metrics
+
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         db = Database.from_url(settings.database_url)
+        metrics_server = None
         try:
-            runtime = Runtime.build(settings=settings, db=db, clock=SystemClock(), signals=Signals(db))
+            clock = SystemClock()
+            runtime = Runtime.build(settings=settings, db=db, clock=clock, signals=Signals(db))
+            if metrics_at is not None:
+                token = settings.metrics_token
+                exporter = Exporter(
+                    db=db,
+                    clock=clock,
+                    token=token.get_secret_value() if token else None,
+                    # The database gauges come from the worker leading the sweeper (docs/deploy.md).
+                    leading=lambda: runtime.dispatcher.leading,
+                )
+                metrics_server = await serve_worker_metrics(exporter, *metrics_at)
             tune_for_service()
             await run_until_stopped(stop, runtime.loops())
         finally:
+            if metrics_server is not None:
+                await metrics_server.cleanup()
             await db.close()
 
     asyncio.run(main())
@@ -178,7 +199,9 @@ def simulator(
     ] = 8,
     smpp_port: Annotated[
         int | None,
-        typer.Option(min=1, max=65535, help="Also serve a local SMSC on this SMPP port (docs/connectors/smpp.md)."),
+        typer.Option(
+            min=1, max=65535, help="Also serve a local SMSC on this SMPP port (docs/connectors/smpp.md)."
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
 ) -> None:

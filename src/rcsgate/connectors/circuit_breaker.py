@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from rcsgate.logging_setup import get_logger
+from rcsgate.metrics.instruments import circuit
 
 State = Literal["closed", "open", "half_open"]
 log = get_logger("rcsgate.breaker")
@@ -38,6 +39,7 @@ class CircuitBreaker:
         self.state: State = "closed"
         self.failures = 0  # consecutive, while closed
         self._since = 0.0  # when the circuit opened, or when the probe was let through
+        circuit(name, False)
 
     def allow(self) -> bool:
         """May a call go to the upstream now? In half-open state only the one probe may."""
@@ -76,6 +78,7 @@ class CircuitBreaker:
 
     def _move(self, state: State) -> None:
         previous, self.state, self._since = self.state, state, self._clock()
+        circuit(self.name, state != "closed")
         if state == "closed":
             log.info("circuit_closed", connector=self.name, was=previous)
         elif state == "open":

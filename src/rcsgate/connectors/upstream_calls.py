@@ -23,6 +23,7 @@ from rcsgate.logging_setup import get_logger
 log = get_logger("rcsgate.connectors")
 
 CIRCUIT_OPEN: Final = "circuit open"
+STOPPING: Final = "connector stopping"
 # At least the dispatcher's claim batch (200 concurrent submits), so no submit waits for a free
 # connection and then times out without having been sent.
 CONNECTIONS: Final = 256
@@ -61,7 +62,7 @@ class UpstreamCalls:
     def refusal(self) -> TryLater | None:
         """Why no call may go now (stopping, or the circuit open), or None."""
         if self._stopping:
-            return TryLater("connector stopping")
+            return TryLater(STOPPING)
         if not self.breaker.allow():
             return TryLater(CIRCUIT_OPEN)
         return None

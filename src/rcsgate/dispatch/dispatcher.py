@@ -13,19 +13,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 
 from rcsgate.clock import Clock
-from rcsgate.connectors.base import OutboundMessage, Report, Revoked, RevokeResult, TryLater
+from rcsgate.connectors.base import (
+    Accepted,
+    AlreadyDelivered,
+    NotCapable,
+    OutboundMessage,
+    Rejected,
+    Report,
+    Revoked,
+    RevokeResult,
+    SubmitResult,
+    TryLater,
+)
 from rcsgate.connectors.registry import ConnectorRegistry
+from rcsgate.connectors.upstream_calls import CIRCUIT_OPEN, STOPPING
 from rcsgate.dispatch.recorder import Recorder
 from rcsgate.domain.backoff import IdleWait
 from rcsgate.logging_setup import get_logger
+from rcsgate.metrics.instruments import upstream_call
 from rcsgate.services import campaigns, dispatching
 from rcsgate.store.db import Database
 from rcsgate.store.signals import SWEEP_LOCK, SingletonLock
 
 log = get_logger("rcsgate.dispatch")
+
+# What a connector answers when it refused a call without making it (connectors/upstream_calls.py).
+_REFUSALS = frozenset({CIRCUIT_OPEN, STOPPING})
 
 
 class Dispatcher:
@@ -63,6 +80,8 @@ class Dispatcher:
         self.recorder = Recorder(db, clock)
         # Expiry, the lease reaper and the campaign scheduler run in one process at a time.
         self.sweep_lock = SingletonLock(db, SWEEP_LOCK)
+        # Whether this process held that lock at its last look: it then exports the database gauges.
+        self.leading = False
         # Set when the send loop has returned: its last batch is submitted and recorded, so the
         # connector can be stopped without losing an answer (see Runtime._upstream).
         self.sending_stopped = asyncio.Event()
@@ -127,13 +146,19 @@ class Dispatcher:
 
     async def _submit(self, message: OutboundMessage) -> dispatching.Outcome:
         connector = self.connectors.pick(message)
+        started = time.perf_counter()
         try:
-            return message, await connector.submit(message), connector.name
+            result = await connector.submit(message)
         except Exception as exc:  # a connector bug must not leave the message claimed until its lease lapses
             log.error(
                 "connector_error", message_id=message.message_id, error=type(exc).__name__, exc_info=exc
             )
+            upstream_call(connector.name, "submit", "error", time.perf_counter() - started)
             return message, TryLater(error=f"connector error: {type(exc).__name__}"), connector.name
+        outcome = _outcome(result)
+        if outcome is not None:
+            upstream_call(connector.name, "submit", outcome, time.perf_counter() - started)
+        return message, result, connector.name
 
     async def sweep_loop(self, stop: asyncio.Event) -> None:
         try:
@@ -143,7 +168,8 @@ class Dispatcher:
 
     async def _sweep(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            if not await self.sweep_lock.held():
+            self.leading = await self.sweep_lock.held()
+            if not self.leading:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.sweep_seconds * 4)
                 continue
@@ -182,11 +208,17 @@ class Dispatcher:
             connector = self.connectors.named(item.upstream)
             if connector is None:
                 return Revoked()
+            started = time.perf_counter()
             try:
-                return await connector.revoke(item.message)
+                result = await connector.revoke(item.message)
             except Exception as exc:
                 log.error("connector_error", message_id=item.message.message_id, error=type(exc).__name__)
+                upstream_call(connector.name, "revoke", "error", time.perf_counter() - started)
                 return TryLater(f"connector error: {type(exc).__name__}")
+            outcome = _outcome(result)
+            if outcome is not None:
+                upstream_call(connector.name, "revoke", outcome, time.perf_counter() - started)
+            return result
 
         results = await asyncio.gather(*(one(item) for item in claimed))
         applied = await dispatching.record_revocations(
@@ -202,3 +234,20 @@ class Dispatcher:
             self.webhooks_wake.set()
         if applied.fallbacks:
             self.wake.set()  # an undelivered RCS produced an SMS fallback to send
+
+
+_OUTCOMES: dict[type, str] = {
+    Accepted: "accepted",
+    NotCapable: "not_capable",
+    Rejected: "rejected",
+    Revoked: "revoked",
+    AlreadyDelivered: "already_delivered",
+}
+
+
+def _outcome(result: SubmitResult | RevokeResult) -> str | None:
+    """The answer as rcsgate_upstream_request_duration_seconds' outcome; None for a call refused
+    before it reached the upstream (its circuit open, the connector stopping)."""
+    if isinstance(result, TryLater):
+        return None if result.error in _REFUSALS else "try_later"
+    return _OUTCOMES.get(type(result), "other")

@@ -61,9 +61,11 @@ async def list_keys(db: Database, *, account_id: int) -> list[ApiKeyInfo]:
         return await store.list_api_keys(conn, account_id)
 
 
-async def revoke_key(db: Database, clock: Clock, *, key_id: int) -> ApiKeyInfo:
+async def revoke_key(db: Database, clock: Clock, *, key_id: int, account_id: int | None = None) -> ApiKeyInfo:
+    """Revoke a key (and every token issued from it); with ``account_id``, only that account's."""
     async with db.write() as conn:
-        if await store.get_api_key(conn, key_id) is None:
+        found = await store.get_api_key(conn, key_id)
+        if found is None or (account_id is not None and found.account_id != account_id):
             raise NotFound(f"API key {key_id} was not found.")
         await store.revoke_api_key(conn, key_id, clock.now())
         info = await store.get_api_key(conn, key_id)

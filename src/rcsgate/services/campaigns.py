@@ -28,6 +28,7 @@ from rcsgate.domain.rcs_content import (
 from rcsgate.domain.records import Principal
 from rcsgate.domain.sms_segments import count_segments
 from rcsgate.domain.timefmt import format_ts
+from rcsgate.metrics.instruments import Tally
 from rcsgate.services import contacts
 from rcsgate.services.lifecycle import SmsPlan, transition, unit_of_work
 from rcsgate.services.repeats import RequestKey, earlier_answer, remember
@@ -35,7 +36,7 @@ from rcsgate.services.sending import agent_for, content_json, tariff_for
 from rcsgate.store import accounts as account_store
 from rcsgate.store import campaigns as store
 from rcsgate.store import pipeline
-from rcsgate.store.db import Database
+from rcsgate.store.db import Database, after_commit
 from rcsgate.store.tables import campaigns, messages, prices, stop_list
 from rcsgate.store.tables import contacts as contacts_table
 
@@ -256,6 +257,12 @@ async def create_campaign(
             "created_at": now,
         }
         await store.insert_messages(conn, rows, shared)
+        tally = Tally()
+        tally.stored("rcs", "campaign", len(rows))
+        failed = sum(1 for row in rows if row["status"] == "failed")
+        if failed:
+            tally.moved("rcs", None, "failed", failed)  # refused at once: counted as entering failed
+        after_commit(tally.publish)
         for status in ("scheduled", "accepted", "failed"):
             await store.record_events_for(
                 conn, campaign_id=campaign_id, status=status, from_status=None, at=now, detail=None
@@ -439,8 +446,9 @@ async def stop_campaign(
             raise NotFound("Campaign was not found.")
         if not await store.set_status(conn, campaign_id, old=STOPPABLE, new="stopped", finished_at=now):
             raise Rejected("Invalid campaign status")
+        stopped = 0
         for old in ("scheduled", "accepted"):
-            await store.move_messages(
+            stopped += await store.move_messages(
                 conn,
                 campaign_id=campaign_id,
                 old=old,
@@ -451,6 +459,10 @@ async def stop_campaign(
                 due_at=None,
                 finished_at=now,
             )
+        if stopped:
+            tally = Tally()
+            tally.moved("rcs", None, "failed", stopped)
+            after_commit(tally.publish)
         # Fallback SMS already holding money: settle them one by one (releases their reservation).
         held = await conn.execute(
             select(messages).where(
@@ -503,7 +515,13 @@ async def tick(db: Database, clock: Clock) -> bool:
                 conn, row.id, old=("creation", "scheduled"), new="sending", real_start_at=now
             ):
                 continue
-            await store.move_messages(conn, campaign_id=row.id, old="scheduled", new="accepted", at=now)
+            started = await store.move_messages(
+                conn, campaign_id=row.id, old="scheduled", new="accepted", at=now
+            )
+            if started:
+                tally = Tally()
+                tally.moved("rcs", None, "accepted", started)
+                after_commit(tally.publish)
             await store.release_queue(conn, campaign_id=row.id, due_at=now)
             changed = True
         for campaign_id in await store.sending_ids(conn):

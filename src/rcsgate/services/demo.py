@@ -2,7 +2,9 @@
 
 The key's plain text is kept in ``var/demo_api_key`` (mode 0600) because keys are
 stored hashed: it is the only way a second run can print a working key without
-piling up new ones.
+piling up new ones. The console user ``demo@example.com`` (``ensure_demo_user``) is
+created once with a random password, which only that first run can show: only its
+hash is stored.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from rcsgate.clock import Clock
 from rcsgate.domain.api_keys import hash_api_key, looks_like_api_key
-from rcsgate.services import accounts, auth, senders, tariffs
+from rcsgate.services import accounts, auth, console_users, senders, tariffs
 from rcsgate.store import accounts as account_store
 from rcsgate.store import senders as sender_store
 from rcsgate.store import tariffs as tariff_store
@@ -25,6 +27,7 @@ DEMO_AGENT = "demo_agent"
 DEMO_SMS_SENDER = "DemoSMS"
 DEMO_TARIFF_CODE = 1
 DEMO_BALANCE = "100.0000000"
+DEMO_USER = "demo@example.com"
 
 # EUR per message (SMS: per part). Deliberately distinct so a bill shows which price applied.
 DEMO_PRICES: dict[str, dict[str, str]] = {
@@ -75,6 +78,21 @@ async def ensure_demo(db: Database, clock: Clock, *, var_dir: Path) -> DemoSetup
 
     api_key = await _demo_key(db, clock, account_id=account_id, path=var_dir / "demo_api_key")
     return DemoSetup(account_id=account_id, api_key=api_key, agent=DEMO_AGENT, sms_sender=DEMO_SMS_SENDER)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoUser:
+    email: str
+    password: str | None  # set only by the run that created the user
+
+
+async def ensure_demo_user(db: Database, clock: Clock, *, account_id: int) -> DemoUser:
+    """The demo account's console user, created (with a random password) unless it exists."""
+    if await console_users.find_user(db, email=DEMO_USER) is not None:
+        return DemoUser(email=DEMO_USER, password=None)
+    password = console_users.new_password()
+    await console_users.create_user(db, clock, account_id=account_id, email=DEMO_USER, password=password)
+    return DemoUser(email=DEMO_USER, password=password)
 
 
 def _read_key(path: Path) -> str:

@@ -26,8 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rcsgate.domain.billing import settle_delivered, settle_unsuccessful
 from rcsgate.domain.message_states import WEBHOOK_STATUSES, can_move
 from rcsgate.domain.webhook_payloads import click_payload, encode, inbound_payload, status_payload
+from rcsgate.metrics.instruments import Tally, delivery_seconds, fallback_reason
 from rcsgate.store import bulk, pipeline
 from rcsgate.store import messages as store
+from rcsgate.store.db import after_commit
 from rcsgate.store.tables import (
     accounts,
     campaigns,
@@ -121,6 +123,8 @@ class Unit:
         self.webhooks: list[dict[str, Any]] = []
         # SMS fallbacks created ready to send: the dispatcher need not look for work otherwise.
         self.fallbacks = 0
+        # The transitions made, counted in the metrics once the transaction commits.
+        self.tally = Tally()
 
     async def account(self, account_id: int) -> _Account:
         state = self._accounts.get(account_id)
@@ -178,6 +182,9 @@ class Unit:
                 await self._settle(state)
         await bulk.insert_many(conn, ledger_entries, self.ledger)
         self.events, self.ledger, self.webhooks = [], [], []
+        if self.tally:
+            after_commit(self.tally.publish)
+            self.tally = Tally()
 
     async def _settle(self, state: _Account) -> None:
         result = await self.conn.execute(
@@ -279,6 +286,10 @@ async def _effects(unit: Unit, step: _Step) -> None:
     """Everything a transition implies besides the message row, once the move is made."""
     msg, moved, now = step.before, step.after, step.now
     unit.event(msg.id, msg.status, moved.status, now, step.detail)
+    connector = moved.get("upstream")
+    unit.tally.moved(msg.type, connector, moved.status)
+    if moved.status == "delivered":
+        unit.tally.delivered(msg.type, connector, delivery_seconds(msg, moved.get("delivered_at")))
     if step.settle is not None:
         charge, release, transfer = step.settle
         await unit.money(
@@ -445,6 +456,9 @@ async def _create_fallback(
     unit.event(child_id, None, status, now, f"fallback of {parent.id}")
     if sendable:
         unit.fallbacks += 1
+        unit.tally.fallback(fallback_reason(parent.status, parent.get("fail_reason")))
+    else:
+        unit.tally.moved("sms", None, "failed")  # stored failed: counted as entering it
     if sendable and reserved:
         await unit.money(account_id=parent.account_id, message_id=child_id, reserve=reserved, now=now)
     if not sendable:

@@ -29,13 +29,14 @@ from rcsgate.domain.phones import country_of
 from rcsgate.domain.rcs_content import Card, RcsContent, SingleRcsSend
 from rcsgate.domain.records import Account, Principal, RcsAgent
 from rcsgate.domain.sms_segments import count_segments
+from rcsgate.metrics.instruments import Tally
 from rcsgate.services import contacts
 from rcsgate.services.lifecycle import SmsPlan
 from rcsgate.services.repeats import DUPLICATE, RequestKey, remember_many, repeat_answer
 from rcsgate.store import accepts as batch_store
 from rcsgate.store import bulk
 from rcsgate.store import senders as sender_store
-from rcsgate.store.db import Database
+from rcsgate.store.db import Database, after_commit
 from rcsgate.store.tables import ledger_entries, message_events, messages
 
 
@@ -442,6 +443,12 @@ async def _write(conn: AsyncConnection, now: datetime, outcomes: list[Any], bala
     for account_id, phones in book.items():
         await contacts.add_missing(conn, account_id=account_id, phones=phones, now=now)
     await remember_many(conn, remembered, now=now)
+    tally = Tally()
+    tally.stored("rcs", "api", len(rows))
+    failed = sum(1 for row in rows if row["status"] == "failed")
+    if failed:
+        tally.moved("rcs", None, "failed", failed)  # refused at once: counted as entering failed
+    after_commit(tally.publish)
 
 
 def _message_row(item: _Planned, message_id: int, status: str, amount: int, now: datetime) -> dict[str, Any]:

@@ -10,15 +10,23 @@ answers and any number of receipts in flight; one commit each would cap it at th
   the SMSC gets deliver_sm_resp only after the commit, so a crash means it redelivers, and a
   receipt applied twice changes nothing (the part's state is a compare-and-set).
 * an inbound SMS (deliver_sm that is no receipt): kept and posted as an ``inbound`` webhook.
+
+Answers and deliver_sm go in two lanes, each writing one batch at a time: an answer's transaction
+stays small (one statement, unless it joins a receipt that came first), so a window slot is not
+held while receipts move messages, write webhooks and charge; receipts queue meanwhile and are
+applied in larger batches. The smpp_parts statements are written out per engine and handed to the
+driver (SQLAlchemy's compilation of a multi-row upsert cost more than the upsert), and a one-part
+message's outcome is read from the row its receipt updated rather than looked up again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -52,11 +60,37 @@ class _Waiting:
     done: asyncio.Future[None]
 
 
+@dataclass(slots=True)
+class _Lane:
+    """A queue of facts and the task that writes them, one batch (one transaction) at a time."""
+
+    name: str
+    # Whether a batch first lets a loop iteration pass, for more to join it. Not for answers: each
+    # holds a window slot until committed, and the answers read together are queued by the time
+    # the writer runs (the transaction takes whatever is queued once it may write).
+    gather: bool
+    queue: list[_Waiting] = field(default_factory=list)
+    writer: asyncio.Task[None] | None = None
+    # Receipts only (see SmppRecords._fill): how long the next batch may wait to fill up (0: not
+    # at all), when a wait was last tried, and what ends the wait once the batch is full.
+    linger: float = 0.0
+    tried_at: float = 0.0
+    filled: asyncio.Future[None] | None = None
+
+
 class SmppRecords:
     """One per connector and process. ``wake`` is called after a commit that may have written
     webhooks, so the sender looks at once."""
 
     MAX_BATCH = 500
+    # Receipts: a batch waits up to LINGER_MAX seconds to fill up to RECEIPT_BATCH (below the 64
+    # deliver_sm the session handles at once, past which it refuses them) while waiting brings
+    # more; see _fill.
+    RECEIPT_BATCH = 32
+    LINGER_MAX = 0.02
+    LINGER_MIN = 0.001
+    LINGER_PROBE = 0.01
+    PROBE_SECONDS = 1.0
 
     def __init__(
         self,
@@ -72,38 +106,46 @@ class SmppRecords:
         self.connector_id = connector_id
         self.connector = connector
         self.wake = wake
-        self._queue: list[_Waiting] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._answers = _Lane(f"smpp-answers-{connector}", gather=False)
+        self._delivered = _Lane(f"smpp-receipts-{connector}", gather=True)
 
     async def accepted_parts(self, message_id: int) -> dict[int, str]:
         async with self.db.read() as conn:
             return await store.accepted_parts(conn, message_id)
 
     async def accepted(self, part: store.AcceptedPart) -> None:
-        await self._put(part)
+        await self._put(self._answers, part)
 
     async def receipt(self, receipt: store.ReceiptRow) -> None:
-        await self._put(receipt)
+        await self._put(self._delivered, receipt)
 
     async def inbound(self, sms: InboundSms) -> None:
-        await self._put(sms)
+        await self._put(self._delivered, sms)
 
-    async def _put(self, item: _Item) -> None:
+    async def _put(self, lane: _Lane, item: _Item) -> None:
         waiting = _Waiting(item, asyncio.get_running_loop().create_future())
-        self._queue.append(waiting)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all(), name=f"smpp-records-{self.connector}")
+        lane.queue.append(waiting)
+        if lane.filled is not None and len(lane.queue) >= self.RECEIPT_BATCH and not lane.filled.done():
+            lane.filled.set_result(None)
+        if lane.writer is None or lane.writer.done():
+            lane.writer = asyncio.create_task(self._write_all(lane), name=lane.name)
         await asyncio.shield(waiting.done)
 
-    async def _write_all(self) -> None:
-        while self._queue:
-            await asyncio.sleep(0)  # let answers and receipts already read hand theirs in
-            batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
+    async def _write_all(self, lane: _Lane) -> None:
+        while lane.queue:
+            if lane.gather:
+                await self._fill(lane)
+            batch: list[_Waiting] = []
             try:
                 async with self.db.write() as conn:
+                    # Taken once the transaction is ours: whatever came while it waited for its
+                    # turn (another writer's transaction, SQLite's one at a time) joins it.
+                    batch, lane.queue = lane.queue[: self.MAX_BATCH], lane.queue[self.MAX_BATCH :]
                     changed = await self._apply(conn, [w.item for w in batch])
             except Exception as exc:
                 log.warning("smpp_records_failed", connector=self.connector, error=type(exc).__name__)
+                if not batch:  # the transaction never started: what waits for it fails
+                    batch, lane.queue = lane.queue[: self.MAX_BATCH], lane.queue[self.MAX_BATCH :]
                 for waiting in batch:
                     if not waiting.done.done():
                         waiting.done.set_exception(exc)
@@ -114,25 +156,75 @@ class SmppRecords:
             if changed and self.wake is not None:
                 self.wake()
 
+    async def _fill(self, lane: _Lane) -> None:
+        """Let a batch of receipts fill up before its transaction, while that pays. The transaction
+        has a fixed cost (it moves messages, writes their events and webhooks) that a batch of a
+        few receipts pays in full. A wait that brought more receipts is allowed twice as long the
+        next time, up to LINGER_MAX; one that brought none half as long, and below LINGER_MIN none
+        at all but for a LINGER_PROBE wait at most every PROBE_SECONDS, to find out whether waiting
+        would pay again. So an SMSC that sends a few deliver_sm and then waits for their answers
+        is not kept waiting (a probe costs it ~20 ms a second), while a stream of receipts, or
+        bursts of them, are written in batches."""
+        await asyncio.sleep(0)  # receipts already read hand theirs in
+        start = len(lane.queue)
+        if start >= self.RECEIPT_BATCH:
+            return
+        loop = asyncio.get_running_loop()
+        linger = lane.linger
+        if not linger:
+            if loop.time() - lane.tried_at < self.PROBE_SECONDS:
+                return
+            linger = self.LINGER_PROBE
+        lane.tried_at = loop.time()
+        lane.filled = loop.create_future()
+        try:
+            await asyncio.wait((lane.filled,), timeout=linger)
+        finally:
+            lane.filled = None
+        if len(lane.queue) > start:
+            lane.linger = min(2 * linger, self.LINGER_MAX)
+        else:
+            lane.linger = linger / 2 if linger / 2 >= self.LINGER_MIN else 0.0
+
     async def _apply(self, conn: AsyncConnection, items: list[_Item]) -> bool:
         now = self.clock.now()
         accepted = [i for i in items if isinstance(i, store.AcceptedPart)]
         receipts = [i for i in items if isinstance(i, store.ReceiptRow)]
         inbound = [i for i in items if isinstance(i, InboundSms)]
-        await store.record_accepted(conn, self.connector_id, accepted, now)
-        touched = set(await store.record_receipts(conn, self.connector_id, _last_per_id(receipts), now))
-        # An answer may join a receipt that came first: its message is looked at too.
-        touched.update(a.message_id for a in accepted)
-        reports: list[Report] = [
-            StatusReport(
-                mid, "delivered" if o.status == "delivered" else "undelivered", now, o.reason, self.connector
+        outcomes: dict[int, store.PartsOutcome] = {}
+        # Messages whose parts must be looked at together: several parts, or an answer that
+        # joined a receipt which came first.
+        touched: set[int] = set()
+        for mid, parts, state, stat, err in await _record_receipts(
+            conn, self.connector_id, _last_per_id(receipts), now
+        ):
+            if parts is None or parts <= 1:
+                outcomes[mid] = _outcome(state, stat, err)
+            else:
+                touched.add(mid)
+        touched.update(await _record_accepted(conn, self.connector_id, accepted, now))
+        touched.difference_update(outcomes)
+        if touched:
+            outcomes.update(await store.outcomes(conn, sorted(touched)))
+        applied_changed = 0
+        if outcomes:
+            reports: list[Report] = [
+                StatusReport(
+                    mid,
+                    "delivered" if o.status == "delivered" else "undelivered",
+                    now,
+                    o.reason,
+                    self.connector,
+                )
+                for mid, o in sorted(outcomes.items())
+            ]
+            applied = await dispatching.record_in(
+                conn, self.clock, reports=reports, lock=not self.db.is_sqlite
             )
-            for mid, o in (await store.outcomes(conn, sorted(touched))).items()
-        ]
-        applied = await dispatching.record_in(conn, self.clock, reports=reports, lock=not self.db.is_sqlite)
+            applied_changed = applied.changed
         if inbound:
             await self._inbound(conn, inbound, now)
-        return bool(applied.changed or inbound)
+        return bool(applied_changed or inbound)
 
     async def _inbound(self, conn: AsyncConnection, items: list[InboundSms], now: Any) -> None:
         async with unit_of_work(conn) as unit:
@@ -175,6 +267,141 @@ class SmppRecords:
                     at=now,
                     now=now,
                 )
+
+
+def _outcome(state: str, stat: str | None, err: str | None) -> store.PartsOutcome:
+    """A one-part message's outcome from its part's final receipt (as store.outcomes words it)."""
+    if state != "undelivered":
+        return store.PartsOutcome("delivered", None)
+    reason = stat or "undelivered"
+    if err:
+        reason = f"{reason} err:{err}"
+    return store.PartsOutcome("undelivered", reason)
+
+
+# ---------------------------------------------------------------- smpp_parts, on the driver
+#
+# The same statements as store.smpp.record_accepted / record_receipts, written out: SQLite gets a
+# multi-row VALUES (its text cached per row count), PostgreSQL one statement over arrays whose text
+# never changes (asyncpg prepares it once). Rows go in smsc_id order, so two transactions upserting
+# overlapping ids on PostgreSQL lock them in the same order.
+
+_SQLITE_ACCEPTED: dict[int, str] = {}
+_SQLITE_RECEIPTS: dict[int, str] = {}
+_ACCEPTED_SET: Final = (
+    "ON CONFLICT (connector_id, smsc_id) DO UPDATE SET message_id = excluded.message_id, "
+    "part_no = excluded.part_no, parts = excluded.parts, updated_at = excluded.updated_at "
+    "WHERE smpp_parts.message_id IS NULL RETURNING message_id, state"
+)
+_RECEIPTS_SET: Final = (
+    "ON CONFLICT (connector_id, smsc_id) DO UPDATE SET state = excluded.state, stat = excluded.stat, "
+    "err = excluded.err, updated_at = excluded.updated_at "
+    "WHERE smpp_parts.state IN ('submitted', 'enroute') RETURNING message_id, parts, state, stat, err"
+)
+_PG_ACCEPTED: Final = (
+    "INSERT INTO smpp_parts (connector_id, smsc_id, message_id, part_no, parts, state, created_at, updated_at) "
+    "SELECT $1::bigint, u.smsc_id, u.message_id, u.part_no, u.parts, 'submitted', $2::timestamp, $2::timestamp "
+    "FROM unnest($3::text[], $4::bigint[], $5::int[], $6::int[]) AS u(smsc_id, message_id, part_no, parts) "
+    + _ACCEPTED_SET
+)
+_PG_RECEIPTS: Final = (
+    "INSERT INTO smpp_parts (connector_id, smsc_id, state, stat, err, created_at, updated_at) "
+    "SELECT $1::bigint, u.smsc_id, u.state, u.stat, u.err, $2::timestamp, $2::timestamp "
+    "FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS u(smsc_id, state, stat, err) "
+    + _RECEIPTS_SET
+)
+
+
+def _sqlite_sql(cache: dict[int, str], head: str, row: str, tail: str, n: int) -> str:
+    sql = cache.get(n)
+    if sql is None:
+        sql = cache[n] = f"{head} VALUES {', '.join([row] * n)} {tail}"
+    return sql
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _sqlite_time(moment: datetime) -> str:
+    # The text SQLAlchemy's DateTime stores on SQLite (UtcDateTime: naive UTC).
+    return _naive_utc(moment).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+async def _record_accepted(
+    conn: AsyncConnection, connector_id: int, items: Sequence[store.AcceptedPart], now: datetime
+) -> set[int]:
+    """store.record_accepted's upsert; the ids of the messages whose answer joined a final receipt
+    kept before it (their parts must be looked at)."""
+    if not items:
+        return set()
+    # One row per id per statement; sorted, for the lock order.
+    rows = sorted({item.smsc_id: item for item in items}.values(), key=lambda item: item.smsc_id)
+    if conn.dialect.name == "postgresql":
+        result = await conn.exec_driver_sql(
+            _PG_ACCEPTED,
+            (
+                connector_id,
+                _naive_utc(now),
+                [r.smsc_id for r in rows],
+                [r.message_id for r in rows],
+                [r.part_no for r in rows],
+                [r.parts for r in rows],
+            ),
+        )
+    else:
+        at = _sqlite_time(now)
+        sql = _sqlite_sql(
+            _SQLITE_ACCEPTED,
+            "INSERT INTO smpp_parts "
+            "(connector_id, smsc_id, message_id, part_no, parts, state, created_at, updated_at)",
+            "(?, ?, ?, ?, ?, 'submitted', ?, ?)",
+            _ACCEPTED_SET,
+            len(rows),
+        )
+        params: list[Any] = []
+        for r in rows:
+            params += (connector_id, r.smsc_id, r.message_id, r.part_no, r.parts, at, at)
+        result = await conn.exec_driver_sql(sql, tuple(params))
+    # An inserted row says `submitted`; one that joined a receipt says what the receipt said.
+    rows_back: list[Any] = list(result)
+    return {int(row[0]) for row in rows_back if row[0] is not None and row[1] in ("delivered", "undelivered")}
+
+
+async def _record_receipts(
+    conn: AsyncConnection, connector_id: int, items: Sequence[store.ReceiptRow], now: datetime
+) -> list[tuple[int, int | None, str, str | None, str | None]]:
+    """store.record_receipts' upsert (a part's first final receipt wins; one for an id not known yet
+    is kept for its answer); (message id, parts, state, stat, err) of each part it settled."""
+    if not items:
+        return []
+    rows = sorted(items, key=lambda item: item.smsc_id)
+    stats = [r.stat[:16] for r in rows]
+    errs = [r.err[:16] if r.err else None for r in rows]
+    if conn.dialect.name == "postgresql":
+        result = await conn.exec_driver_sql(
+            _PG_RECEIPTS,
+            (connector_id, _naive_utc(now), [r.smsc_id for r in rows], [r.state for r in rows], stats, errs),
+        )
+    else:
+        at = _sqlite_time(now)
+        sql = _sqlite_sql(
+            _SQLITE_RECEIPTS,
+            "INSERT INTO smpp_parts (connector_id, smsc_id, state, stat, err, created_at, updated_at)",
+            "(?, ?, ?, ?, ?, ?, ?)",
+            _RECEIPTS_SET,
+            len(rows),
+        )
+        params: list[Any] = []
+        for r, stat, err in zip(rows, stats, errs, strict=True):
+            params += (connector_id, r.smsc_id, r.state, stat, err, at, at)
+        result = await conn.exec_driver_sql(sql, tuple(params))
+    settled: list[Any] = list(result)
+    return [
+        (int(row[0]), None if row[1] is None else int(row[1]), row[2], row[3], row[4])
+        for row in settled
+        if row[0] is not None
+    ]
 
 
 def _last_per_id(receipts: list[store.ReceiptRow]) -> list[store.ReceiptRow]:

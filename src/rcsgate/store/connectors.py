@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -140,24 +139,47 @@ async def accounts_routed_to(conn: AsyncConnection, connector_id: int) -> list[i
     return sorted(int(r.account_id) for r in rows)
 
 
+# One statement whatever the batch's size (see keep_events); the arrays in this column order.
+_KEPT_COLUMNS: Final = (
+    "connector_id",
+    "event_key",
+    "kind",
+    "account_id",
+    "message_id",
+    "phone",
+    "payload",
+    "received_at",
+)
+_KEEP_EVENTS_PG: Final = (
+    "INSERT INTO upstream_events "
+    "(connector_id, event_key, kind, account_id, message_id, phone, payload, received_at) "
+    "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], "
+    "$7::text[], $8::timestamp[]) "
+    "ON CONFLICT (connector_id, event_key) DO NOTHING RETURNING connector_id, event_key, id"
+)
+
+
 async def keep_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[tuple[int, str], int]:
     """Store upstream events under their keys, in one statement; (connector id, key) → row id of
     those stored now (a key kept before is left out: the event was applied already)."""
     if not rows:
         return {}
+    # In key order: two transactions keeping some of the same keys (a redelivered event) then wait
+    # for each other in one order, never in a cycle.
+    rows = sorted(rows, key=lambda row: (row["connector_id"], row["event_key"]))
     if conn.dialect.name == "postgresql":
-        query: Any = (
-            pg_insert(upstream_events)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["connector_id", "event_key"])
-        )
-    else:
-        query = (
-            sqlite_insert(upstream_events)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["connector_id", "event_key"])
-        )
-    result = await conn.execute(
-        query.returning(upstream_events.c.connector_id, upstream_events.c.event_key, upstream_events.c.id)
+        # Each column as one array: a statement whose text is the same for any batch, so asyncpg's
+        # prepared statement is reused. The multi-row VALUES form was compiled anew for every batch
+        # of the RBM ingress, ~10 % of the API process's CPU (py-spy, 2026-12-04).
+        arrays = [[row[c] for row in rows] for c in _KEPT_COLUMNS]
+        # received_at as UtcDateTime stores it: naive UTC.
+        arrays[-1] = [at.astimezone(UTC).replace(tzinfo=None) for at in arrays[-1]]
+        kept = await conn.exec_driver_sql(_KEEP_EVENTS_PG, tuple(arrays))
+        return {(int(r.connector_id), str(r.event_key)): int(r.id) for r in kept}
+    query = (
+        sqlite_insert(upstream_events)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["connector_id", "event_key"])
+        .returning(upstream_events.c.connector_id, upstream_events.c.event_key, upstream_events.c.id)
     )
-    return {(int(r.connector_id), str(r.event_key)): int(r.id) for r in result}
+    return {(int(r.connector_id), str(r.event_key)): int(r.id) for r in await conn.execute(query)}

@@ -33,7 +33,7 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sized
-from contextlib import asynccontextmanager, contextmanager, nullcontext
+from contextlib import asynccontextmanager, contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Final
@@ -105,6 +105,19 @@ def off_loop() -> Iterator[None]:
         yield
     finally:
         _OFF_LOOP.reset(token)
+
+
+# What to run once the current ``Database.write()`` block's transaction has committed (after_commit).
+_AFTER_COMMIT: ContextVar[list[Callable[[], None]] | None] = ContextVar("rcsgate_after_commit", default=None)
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Call ``callback`` once the transaction of the ``Database.write()`` block this runs in has
+    committed (on SQLite, the grouped commit holding its work); never if it rolls back. Outside such
+    a block it is dropped. For what must not count work that may be undone (metrics)."""
+    pending = _AFTER_COMMIT.get()
+    if pending is not None:
+        pending.append(callback)
 
 
 class _InlineConnection(aiosqlite.Connection):
@@ -306,6 +319,8 @@ class Database:
         """One transaction, committed when the block ends without an exception. ``bulk``: the block
         writes a campaign's worth of rows (see ``off_loop``). Raises StorageFull when the database
         has no space left for it."""
+        committed: list[Callable[[], None]] = []
+        token = _AFTER_COMMIT.set(committed)
         try:
             if self._writer is None:
                 async with self.engine.begin() as conn:
@@ -321,9 +336,17 @@ class Database:
             if isinstance(exc, StorageFull):
                 raise
             raise StorageFull() from exc
+        finally:
+            with suppress(ValueError):  # a block abandoned and closed from another context
+                _AFTER_COMMIT.reset(token)
         if self.full_since is not None and self._now() - self._last_full >= FULL_HOLD_SECONDS:
             log.warning("database_writes_resumed", full_seconds=round(self._now() - self.full_since, 1))
             self.full_since = None
+        for callback in committed:
+            try:
+                callback()
+            except Exception as exc:  # the work is committed: a failing observer must not say otherwise
+                log.error("after_commit_failed", error=type(exc).__name__, exc_info=exc)
 
     @property
     def storage_full(self) -> bool:

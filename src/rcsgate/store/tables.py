@@ -521,3 +521,47 @@ message_day_counts = Table(
     # leave dead tuples behind until vacuum, which a scan of the table would have to step over.
     PrimaryKeyConstraint("account_id", "day", "slot", postgresql_include=["count", "min_id", "max_id"]),
 )
+
+# ---------------------------------------------------------------- web console (migration 0009)
+
+# People who sign in to the web console (/console/), each belonging to one account and seeing only
+# it. Passwords are stored as argon2id hashes (services/console_users.py); emails in lower case.
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("password_changed_at", UtcDateTime, nullable=False),
+    # A disabled user cannot sign in, and their sessions are ended.
+    Column("disabled_at", UtcDateTime, nullable=True),
+    Index("ix_console_users_account_id", "account_id"),
+)
+
+# Signed-in browsers: the cookie carries a random token, this table its SHA-256 (a copy of the table
+# lets nobody in). Each session has its own CSRF token, which every form and htmx request sends back.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("console_users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index("ix_console_sessions_user_id", "user_id"),
+    Index("ix_console_sessions_expires_at", "expires_at"),
+)
+
+# Failed sign-ins per email and per client address: past a few in a row, each further attempt must
+# wait longer (services/console_users.py), shared by every API process.
+console_sign_in_failures = Table(
+    "console_sign_in_failures",
+    metadata,
+    Column("subject", String(300), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", UtcDateTime, nullable=False),
+    Column("blocked_until", UtcDateTime, nullable=True),
+)

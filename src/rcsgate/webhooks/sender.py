@@ -36,8 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rcsgate.clock import Clock
 from rcsgate.domain.backoff import IdleWait, retry_delay
 from rcsgate.logging_setup import get_logger
+from rcsgate.metrics.instruments import status_class, webhook_attempts
 from rcsgate.store import webhooks as store
-from rcsgate.store.db import Database, is_storage_full
+from rcsgate.store.db import Database, after_commit, is_storage_full
 from rcsgate.webhooks.http_client import WebhookClient
 from rcsgate.webhooks.http_delivery import DeliveryResult, make_client, post_webhook, receiver_key
 from rcsgate.webhooks.signing import signed_headers
@@ -288,8 +289,15 @@ class WebhookSender:
         ]
         await store.mark_delivered(conn, items=delivered, now=now)
         await store.release(conn, ids=[row.id for row, result in outcomes if result is None], now=now)
+        # Attempts by (outcome, status class), counted once this transaction commits.
+        attempts: dict[tuple[str, str], int] = {}
+        after_commit(lambda: webhook_attempts(attempts))
         for row, result in outcomes:
-            if result is None or result.outcome == "delivered":
+            if result is None:
+                continue
+            if result.outcome == "delivered":
+                key = ("delivered", status_class(result.status_code))
+                attempts[key] = attempts.get(key, 0) + 1
                 continue
             if result.error == STOPPED_ERROR and result.status_code is None:
                 delay: float | None = 0.0  # the stop's doing, not the receiver's: due again at once
@@ -297,6 +305,8 @@ class WebhookSender:
                 delay = retry_delay(row.attempts, self.schedule, rng=self._rng)
             else:
                 delay = None
+            key = ("retry" if delay is not None else "failed", status_class(result.status_code))
+            attempts[key] = attempts.get(key, 0) + 1
             if delay is None:
                 await store.mark_failed(
                     conn, delivery_id=row.id, status_code=result.status_code, error=result.error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -27,6 +28,7 @@ from rcsgate.domain.campaign_stats import ChannelCounts
 from rcsgate.domain.errors import InvalidInput
 from rcsgate.domain.money import format_units, from_units
 from rcsgate.domain.timefmt import format_ts, parse_ts
+from rcsgate.metrics.instruments import accept_timer
 from rcsgate.services import campaigns
 from rcsgate.services.accounts import get_account
 from rcsgate.services.campaigns import CampaignView
@@ -71,6 +73,26 @@ def campaign_out(view: CampaignView) -> CampaignOut:
 
 
 async def _create(
+    request: Request,
+    principal: CurrentPrincipal,
+    ctx: Context,
+    model: type[SendRcsCampaignRequest] | type[SendRcsCampaignGroupsRequest],
+    idempotency_key: str | None,
+) -> CampaignResponse:
+    started = time.perf_counter()
+    try:
+        response = await _accept_campaign(request, principal, ctx, model, idempotency_key)
+    except Exception:  # an error answer (a cancelled request gets none)
+        _campaign_refused(time.perf_counter() - started)
+        raise
+    _campaign_accepted(time.perf_counter() - started)
+    return response
+
+
+_campaign_accepted, _campaign_refused = accept_timer("campaign")
+
+
+async def _accept_campaign(
     request: Request,
     principal: CurrentPrincipal,
     ctx: Context,

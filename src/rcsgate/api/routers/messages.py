@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,7 @@ from rcsgate.domain.errors import DomainError, InvalidInput
 from rcsgate.domain.message_view import MessageView
 from rcsgate.domain.money import format_units
 from rcsgate.domain.timefmt import format_ts
+from rcsgate.metrics.instruments import accept_timer
 from rcsgate.services import auth, message_queries
 from rcsgate.services.sending import SendRequest, TokenClaims
 
@@ -152,6 +154,21 @@ _SEND_DOCS: dict[str, Any] = (
     openapi_extra=_SEND_DOCS,
 )
 async def send_rcs(request: Request) -> Response:
+    # Timed here, in the handler api.fast_lane calls (and FastAPI's route would): both ways count.
+    started = time.perf_counter()
+    try:
+        response = await _send_rcs(request)
+    except Exception:  # an error answer (a cancelled request gets none)
+        _send_refused(time.perf_counter() - started)
+        raise
+    _send_accepted(time.perf_counter() - started)
+    return response
+
+
+_send_accepted, _send_refused = accept_timer("single")
+
+
+async def _send_rcs(request: Request) -> Response:
     ctx = context_of(request)
     caller = await send_caller(request, ctx)
     idempotency_key = request.headers.get(IDEMPOTENCY_KEY)

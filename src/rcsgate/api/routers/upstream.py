@@ -14,6 +14,7 @@ from typing import Final
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from rcsgate.api.context import context_of
 from rcsgate.api.deps import Context
 from rcsgate.api.errors import error_body
 from rcsgate.connectors.simulator_wire import WebhookSignatureError, decode_reports, verify_reports
@@ -54,18 +55,30 @@ async def simulator_events(request: Request, ctx: Context) -> JSONResponse:
     return JSONResponse({"received": len(reports), "changed": changed})
 
 
-@router.post("/api/upstream/rbm/{name}")
-async def rbm_events(name: str, request: Request, ctx: Context) -> Response:
+# Served by api.fast_lane (two pushes per message come here); the route below is the same handler,
+# for an app without the fast lane.
+RBM_EVENTS_PREFIX: Final = "/api/upstream/rbm"
+
+
+@router.post(RBM_EVENTS_PREFIX + "/{name}")
+async def rbm_events(request: Request) -> Response:
     """Google's pushes for the RBM connector ``name``: the validation handshake, then signed events,
     each stored and applied before the 200 that tells Google it may forget it."""
+    ctx = context_of(request)
     body = await _body(request)
     if body is None:
         return JSONResponse(error_body("Request body too large."), status_code=413)
     answer = await upstream_events.rbm_push(
-        ctx.db, ctx.clock, name=name, body=body, signature=request.headers.get("x-goog-signature")
+        ctx.db,
+        ctx.clock,
+        name=request.path_params["name"],
+        body=body,
+        signature=request.headers.get("x-goog-signature"),
     )
-    if answer.changed:
-        ctx.signals.poke(DUE)  # an expiry may have produced an SMS fallback: send it now
+    if answer.fallbacks:
+        # An expiry produced an SMS fallback: send it now. Nothing else an event does makes a message
+        # due, so the dispatchers are not woken (and made to look) for every delivery and read.
+        ctx.signals.poke(DUE)
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
 

@@ -102,7 +102,7 @@ from rcsgate.connectors.simulation import (
     SimulatedUpstream,
     schedule,
 )
-from rcsgate.connectors.simulator_service import Attempt, _answer, _reset, decide
+from rcsgate.connectors.simulator_service import Attempt, Decision, _answer, _reset, decide
 from rcsgate.connectors.simulator_wire import CLIENT_HEADER
 from rcsgate.logging_setup import get_logger
 
@@ -386,7 +386,7 @@ class LocalRbm:
             self._by_key[message.key] = message
         self._last_agent[phone] = agent_id
         faults = self.faults  # one config for the whole submit, even if it is changed meanwhile
-        decision = decide(faults, message.key, len(message.attempts) + 1)
+        decision = _decide(faults, message.key, len(message.attempts) + 1)
         attempt = Attempt(
             fault=decision.kind,
             slow=decision.slow,
@@ -449,8 +449,11 @@ class LocalRbm:
                 message.ttl_revoked_at = report.at
         message.outcome = outcome
         message.content = outbound.content
-        rng = random.Random(f"rbm-out-of-order:{self.faults.seed}:{message.key}")
-        message.out_of_order = rng.random() < self.faults.out_of_order_rate
+        rate = self.faults.out_of_order_rate
+        # Seeding a generator hashes its seed (SHA-512): only drawn when the fault is on.
+        message.out_of_order = (
+            rate > 0 and random.Random(f"rbm-out-of-order:{self.faults.seed}:{message.key}").random() < rate
+        )
         message.answer = {
             **body,
             "name": f"phones/{phone}/agentMessages/{message.message_id}",
@@ -611,6 +614,23 @@ class LocalRbm:
             "webhook_url": push.webhook_url,
             "faults": self.faults.model_dump(),
         }
+
+
+_NO_FAULT: Final = Decision("none", slow=False)
+
+
+def _decide(faults: RbmFaults, key: int, attempt: int) -> Decision:
+    """``decide``, without seeding a generator (a SHA-512 of the seed) for every submit while no
+    submit fault is on: then its answer is always no fault, not slow."""
+    if not (
+        faults.error_rate
+        or faults.reset_rate
+        or faults.timeout_rate
+        or faults.blackhole_rate
+        or faults.slow_rate
+    ):
+        return _NO_FAULT
+    return decide(faults, key, attempt)
 
 
 def _expiry(body: dict[str, Any], now: datetime) -> datetime:

@@ -26,7 +26,9 @@ _DEFAULT_MIME: Final = "application/octet-stream"
 
 
 def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime("%Y-%m-%dT%H:%M:%S.%fZ"): the same text for years from 1000 on, in
+    # three quarters of the time (three per message in the local RBM).
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def opaque_id() -> str:

@@ -115,7 +115,7 @@ def envelope(
         "message": {
             "data": base64.b64encode(data).decode("ascii"),
             "attributes": {"type": "event" if "eventType" in event else "message"},
-            "messageId": uuid.uuid4().hex,
+            "messageId": secrets.token_hex(16),  # opaque to the receiver; cheaper than a UUID's hex
             "publishTime": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         },
         "subscription": "projects/rbm-local/subscriptions/rbm-local",

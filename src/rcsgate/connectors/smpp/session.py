@@ -170,7 +170,11 @@ class _Aimd:
 
 
 class _Connection:
-    """One TCP connection and the state that dies with it."""
+    """One TCP connection and the state that dies with it.
+
+    PDUs are gathered and written once per event loop iteration: a window of submit_sm, or the
+    deliver_sm_resp of a batch of receipts, is one write (one system call) instead of one each.
+    """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
@@ -179,6 +183,8 @@ class _Connection:
         self.pending: dict[int, asyncio.Future[Pdu]] = {}
         self.closed = False
         self.last_rx = time.monotonic()
+        self._out: list[bytes] = []
+        self._out_size = 0
 
     @property
     def usable(self) -> bool:
@@ -188,13 +194,32 @@ class _Connection:
         """Write without waiting; False if the connection is already gone (nothing written)."""
         if not self.usable:
             return False
-        self.writer.write(encode(pdu))
+        data = encode(pdu)
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._out.append(data)
+        self._out_size += len(data)
+        if self._out_size > _DRAIN_ABOVE:
+            self.flush()  # large enough to go now (and for the caller to see in the buffer size)
+        return True
+
+    def flush(self) -> None:
+        """Hand what was gathered to the transport (a no-op when there is nothing, or no connection)."""
+        if not self._out:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        self._out_size = 0
+        if self.closed or self.transport.is_closing():
+            return  # gone meanwhile: as if the transport had dropped it unsent
+        self.writer.write(data)
         if self.transport.get_write_buffer_size() > _MAX_WRITE_BUFFER:
             self.abort()
-        return True
 
     def abort(self) -> None:
         self.closed = True
+        self._out.clear()
+        self._out_size = 0
         self.transport.abort()
 
     def fail_pending(self) -> None:
@@ -647,6 +672,7 @@ class SmppSession:
             self._conn = None
             keepalive.cancel()
             reader_task.cancel()
+            conn.flush()  # e.g. an unbind_resp, or deliver_sm_resp of receipts just committed
             conn.fail_pending()
             conn.writer.close()
             with contextlib.suppress(Exception, asyncio.CancelledError):
