@@ -570,15 +570,27 @@ def test_deliver_sm_beyond_the_handler_cap_is_refused_for_redelivery() -> None:
         return 0
 
     async def main() -> None:
-        async with FakeSmsc() as smsc, started(smsc.port, on_deliver):
+        async with FakeSmsc() as smsc, started(smsc.port, on_deliver) as session:
             conn = await smsc.bound.get()
             body = encode_sm(SmFields(short_message=b"x"))
-            held = [conn.start_request(Command.DELIVER_SM, body) for _ in range(64)]
+            await asyncio.wait_for(session.deliver_room(), 1)
+            held = [conn.start_request(Command.DELIVER_SM, body) for _ in range(48)]
+            await asyncio.sleep(0.1)  # read by the session, handlers waiting on the gate
+            # 48 receipts being written: new submits wait rather than feed the SMSC more receipts.
+            submit = asyncio.create_task(session.submit(sm()))
+            await asyncio.sleep(0.1)
+            assert not submit.done() and not smsc.submits
+            held += [conn.start_request(Command.DELIVER_SM, body) for _ in range(16)]
             refused = await conn.request(Command.DELIVER_SM, body)
             assert refused.status == 0x64  # at once, without waiting for a handler
             assert not any(future.done() for future in held)
             gate.set()
             assert {(await asyncio.wait_for(f, 2)).status for f in held} == {0}
+            # The backlog is gone, but a refusal holds submits back a little longer (0.2 s).
+            started_at = time.monotonic()
+            assert (await asyncio.wait_for(submit, 2)).kind == "ok"
+            assert len(smsc.submits) == 1
+            assert time.monotonic() - started_at > 0.1
 
     run(main())
 

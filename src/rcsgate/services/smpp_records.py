@@ -11,12 +11,15 @@ answers and any number of receipts in flight; one commit each would cap it at th
   receipt applied twice changes nothing (the part's state is a compare-and-set).
 * an inbound SMS (deliver_sm that is no receipt): kept and posted as an ``inbound`` webhook.
 
-Answers and deliver_sm go in two lanes, each writing one batch at a time: an answer's transaction
-stays small (one statement, unless it joins a receipt that came first), so a window slot is not
-held while receipts move messages, write webhooks and charge; receipts queue meanwhile and are
-applied in larger batches. The smpp_parts statements are written out per engine and handed to the
-driver (SQLAlchemy's compilation of a multi-row upsert cost more than the upsert), and a one-part
-message's outcome is read from the row its receipt updated rather than looked up again.
+Answers and deliver_sm go in two lanes, each writing one batch (one transaction) at a time, and
+taking its batch once the transaction may write (whatever arrived while it waited for its turn
+joins). An answer's transaction stays small (one statement, unless it joins a receipt that came
+first), so a window slot is not held while receipts move messages, write webhooks and charge; a
+receipt batch may wait a little to fill up (``SmppRecords._fill``), as its transaction's fixed cost
+is most of what a small batch costs. The smpp_parts statements are written out per engine and
+handed to the driver (SQLAlchemy's compilation of a multi-row upsert cost more than the upsert),
+and a one-part message's outcome is read from the row its receipt updated rather than looked up
+again.
 """
 
 from __future__ import annotations
@@ -65,10 +68,10 @@ class _Lane:
     """A queue of facts and the task that writes them, one batch (one transaction) at a time."""
 
     name: str
-    # Whether a batch first lets a loop iteration pass, for more to join it. Not for answers: each
-    # holds a window slot until committed, and the answers read together are queued by the time
-    # the writer runs (the transaction takes whatever is queued once it may write).
-    gather: bool
+    # Whether a batch may wait to fill up (receipts, see SmppRecords._fill). Not answers: each holds
+    # a window slot until committed, and the answers read together are queued by the time the
+    # writer runs.
+    fills: bool
     queue: list[_Waiting] = field(default_factory=list)
     writer: asyncio.Task[None] | None = None
     # Receipts only (see SmppRecords._fill): how long the next batch may wait to fill up (0: not
@@ -83,10 +86,13 @@ class SmppRecords:
     webhooks, so the sender looks at once."""
 
     MAX_BATCH = 500
-    # Receipts: a batch waits up to LINGER_MAX seconds to fill up to RECEIPT_BATCH (below the 64
-    # deliver_sm the session handles at once, past which it refuses them) while waiting brings
-    # more; see _fill.
-    RECEIPT_BATCH = 32
+    # Receipts: a batch waits up to LINGER_MAX seconds to fill up to RECEIPT_BATCH while waiting
+    # brings more (see _fill), well below the 64 deliver_sm the session handles at once (past which
+    # it refuses them): receipts keep arriving while a batch is written. On SQLite fewer do (its
+    # one write transaction at a time holds the answers, and so the next submits, back meanwhile),
+    # and each commit costs more (every page the batch touched is written again): larger batches.
+    RECEIPT_BATCH = 16
+    RECEIPT_BATCH_SQLITE = 32
     LINGER_MAX = 0.02
     LINGER_MIN = 0.001
     LINGER_PROBE = 0.01
@@ -106,8 +112,9 @@ class SmppRecords:
         self.connector_id = connector_id
         self.connector = connector
         self.wake = wake
-        self._answers = _Lane(f"smpp-answers-{connector}", gather=False)
-        self._delivered = _Lane(f"smpp-receipts-{connector}", gather=True)
+        self._receipt_batch = self.RECEIPT_BATCH_SQLITE if db.is_sqlite else self.RECEIPT_BATCH
+        self._answers = _Lane(f"smpp-answers-{connector}", fills=False)
+        self._delivered = _Lane(f"smpp-receipts-{connector}", fills=True)
 
     async def accepted_parts(self, message_id: int) -> dict[int, str]:
         async with self.db.read() as conn:
@@ -125,7 +132,7 @@ class SmppRecords:
     async def _put(self, lane: _Lane, item: _Item) -> None:
         waiting = _Waiting(item, asyncio.get_running_loop().create_future())
         lane.queue.append(waiting)
-        if lane.filled is not None and len(lane.queue) >= self.RECEIPT_BATCH and not lane.filled.done():
+        if lane.filled is not None and len(lane.queue) >= self._receipt_batch and not lane.filled.done():
             lane.filled.set_result(None)
         if lane.writer is None or lane.writer.done():
             lane.writer = asyncio.create_task(self._write_all(lane), name=lane.name)
@@ -133,7 +140,7 @@ class SmppRecords:
 
     async def _write_all(self, lane: _Lane) -> None:
         while lane.queue:
-            if lane.gather:
+            if lane.fills:
                 await self._fill(lane)
             batch: list[_Waiting] = []
             try:
@@ -167,7 +174,7 @@ class SmppRecords:
         bursts of them, are written in batches."""
         await asyncio.sleep(0)  # receipts already read hand theirs in
         start = len(lane.queue)
-        if start >= self.RECEIPT_BATCH:
+        if start >= self._receipt_batch:
             return
         loop = asyncio.get_running_loop()
         linger = lane.linger

@@ -66,6 +66,10 @@ _TRANSIENT_STATUSES: Final = frozenset({Status.ESME_RSYSERR, Status.ESME_RX_T_AP
 # redelivers later: the reader must not wait, and queueing without bound would only move the
 # problem into memory.
 _MAX_DELIVER_TASKS: Final = 64
+# Back-pressure from deliver_sm (see SmppSession.deliver_room): new submits wait while this many are
+# being handled, and for _DELIVER_PAUSE seconds after one was refused.
+_DELIVER_BACKLOG: Final = 48
+_DELIVER_PAUSE: Final = 0.2
 # Await drain() only past this much unsent data: a drain per PDU costs more than the write.
 _DRAIN_ABOVE: Final = 64 * 1024
 # A peer that sends requests but never reads our answers is dropped past this much backlog.
@@ -263,6 +267,10 @@ class SmppSession:
         # Rate limiting by virtual scheduling (GCRA): the time the next PDU may go out.
         self._next_send = 0.0
         self._deliver_tasks: set[asyncio.Task[None]] = set()
+        # Set while new submits may go (see deliver_room); cleared by a deliver_sm backlog.
+        self._deliver_room = asyncio.Event()
+        self._deliver_room.set()
+        self._deliver_paused: asyncio.TimerHandle | None = None
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -336,6 +344,7 @@ class SmppSession:
                 if throttled is not None:
                     return self._throttled_answer(throttled, "not bound")
                 return SubmitAnswer("not_sent", error="stopping" if self._stopping else "not bound")
+            await self._deliver_room.wait()
             await self._take_turn()
             try:
                 if not await self._pace():
@@ -571,14 +580,44 @@ class SmppSession:
 
     # --- deliver_sm -------------------------------------------------------------------------------
 
+    async def deliver_room(self) -> None:
+        """Wait until new submits may go as far as deliver_sm are concerned (every submit does). An SMSC that sends
+        receipts apart from its answers, without a window of its own, could otherwise be fed
+        submits faster than their receipts are written; past _MAX_DELIVER_TASKS it gets
+        ESME_RX_T_APPN and delivers them again seconds later, each refusal more work. So submits
+        wait while _DELIVER_BACKLOG deliver_sm are being handled, and for _DELIVER_PAUSE after a
+        refusal."""
+        await self._deliver_room.wait()
+
+    def _update_deliver_room(self) -> None:
+        if self._deliver_paused is None and len(self._deliver_tasks) < _DELIVER_BACKLOG:
+            self._deliver_room.set()
+        else:
+            self._deliver_room.clear()
+
+    def _end_deliver_pause(self) -> None:
+        self._deliver_paused = None
+        self._update_deliver_room()
+
+    def _deliver_done(self, task: asyncio.Task[None]) -> None:
+        self._deliver_tasks.discard(task)
+        self._update_deliver_room()
+
     def _start_deliver(self, conn: _Connection, pdu: Pdu) -> None:
         if len(self._deliver_tasks) >= _MAX_DELIVER_TASKS:
             self._log.warning("smpp_deliver_backlog", running=len(self._deliver_tasks))
             conn.send(Pdu(Command.DELIVER_SM_RESP, Status.ESME_RX_T_APPN, pdu.sequence, _EMPTY_C_STRING))
+            if self._deliver_paused is not None:
+                self._deliver_paused.cancel()
+            self._deliver_paused = asyncio.get_running_loop().call_later(
+                _DELIVER_PAUSE, self._end_deliver_pause
+            )
+            self._update_deliver_room()
             return
         task = asyncio.create_task(self._deliver(conn, pdu))
         self._deliver_tasks.add(task)
-        task.add_done_callback(self._deliver_tasks.discard)
+        task.add_done_callback(self._deliver_done)
+        self._update_deliver_room()
 
     async def _deliver(self, conn: _Connection, pdu: Pdu) -> None:
         try:
