@@ -41,7 +41,7 @@ from typing import Any, Final
 import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from rcsgate.config import normalize_database_url
@@ -87,7 +87,38 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled PostgreSQL connection idle this long is checked (a round trip) before use.
+PING_AFTER_IDLE_SECONDS: Final = 5.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only when it has been idle for a while. SQLAlchemy's
+    ``pool_pre_ping`` checks every checkout, and with asyncpg a check is three round trips (BEGIN,
+    an empty query, ROLLBACK): on the pipeline's short transactions that was a round trip for each of
+    their own statements. A connection in steady use has just proved itself; one that sat idle may
+    have been dropped by a database restart or a firewall, and a failed check makes the pool take a
+    fresh connection instead (``DisconnectionError``). A drop in between still fails that one
+    transaction, which the callers retry as any other database error."""
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _idle_from(dbapi_connection: Any, record: Any) -> None:
+        record.info["rcsgate_idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("rcsgate_idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError("idle pooled connection failed its check") from exc
 
 
 _OFF_LOOP: ContextVar[bool] = ContextVar("rcsgate_sqlite_off_loop", default=False)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.domain.message_states import can_move
+from rcsgate.store.bulk import in_values
 from rcsgate.store.pipeline import OUTBOUND_COLUMNS
 from rcsgate.store.tables import message_events, messages
 
@@ -113,7 +114,7 @@ async def sms_children(conn: AsyncConnection, parent_ids: list[int]) -> dict[int
         return {}
     rows = await conn.execute(
         select(messages.c.parent_id, messages.c.id)
-        .where(messages.c.parent_id.in_(parent_ids))
+        .where(in_values(conn, messages.c.parent_id, parent_ids))
         .order_by(messages.c.id)
     )
     children: dict[int, list[int]] = {}

@@ -122,7 +122,7 @@ async def states(conn: AsyncConnection, ids: Sequence[int], *, for_update: bool)
     transactions locking overlapping batches cannot deadlock."""
     if not ids:
         return {}
-    query = select(*STATE_COLUMNS).where(messages.c.id.in_(list(ids))).order_by(messages.c.id)
+    query = select(*STATE_COLUMNS).where(bulk.in_values(conn, messages.c.id, ids)).order_by(messages.c.id)
     if for_update:
         query = query.with_for_update()
     return {int(r.id): r for r in await conn.execute(query)}
@@ -247,7 +247,11 @@ async def reclaim_lapsed(conn: AsyncConnection, *, now: datetime, limit: int) ->
         return 0
     result = await conn.execute(
         update(messages)
-        .where(messages.c.id.in_(ids), messages.c.status == "sending", messages.c.lease_until <= now)
+        .where(
+            bulk.in_values(conn, messages.c.id, ids),
+            messages.c.status == "sending",
+            messages.c.lease_until <= now,
+        )
         .values(status="accepted", due_at=now, lease_until=None)
         .returning(messages.c.id)
     )

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from rcsgate.store.bulk import in_values
 from rcsgate.store.tables import connectors, routes, smpp_parts, sms_senders
 
 
@@ -138,7 +139,7 @@ async def outcomes(conn: AsyncConnection, message_ids: Sequence[int]) -> dict[in
             smpp_parts.c.stat,
             smpp_parts.c.err,
         )
-        .where(smpp_parts.c.message_id.in_(list(message_ids)))
+        .where(in_values(conn, smpp_parts.c.message_id, message_ids))
         .order_by(smpp_parts.c.message_id, smpp_parts.c.part_no)
     )
     delivered: dict[int, set[int]] = {}

@@ -161,7 +161,7 @@ async def _secrets(conn: AsyncConnection, account_ids: set[int]) -> dict[int, st
     if not account_ids:
         return {}
     rows = await conn.execute(
-        select(accounts.c.id, accounts.c.webhook_secret).where(accounts.c.id.in_(account_ids))
+        select(accounts.c.id, accounts.c.webhook_secret).where(in_values(conn, accounts.c.id, account_ids))
     )
     return {int(r.id): str(r.webhook_secret) for r in rows}
 
