@@ -1,18 +1,23 @@
 """The console's campaigns screen over HTTP (no JavaScript), against a live server with workers: the
-editor's preview, review (cost against the balance) and send, a campaign's statistics and polling,
-stop and resume, CSRF, and another account's ids (404 on every route)."""
+editor's preview, review (cost against the balance, agreeing with what the API accepts) and send, its
+errors, a campaign's statistics and polling, stop and resume, CSRF, and another account's ids (404 on
+every route)."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from conftest import LiveServer, eventually
-from rcsgate.services import accounts, contact_book
-from test_console_messages import Console, cheap_hashes, demo_console, other_console, text_of
+from rcsgate.domain.campaign_acceptance import REFUSAL_REASONS
+from rcsgate.services import accounts, contact_book, senders, stoplist, tariffs
+from rcsgate.services.demo import DEMO_TARIFF_CODE
+from test_console_messages import Console, cheap_hashes, console_for, demo_console, other_console, text_of
 
 __all__ = ["cheap_hashes"]
 pytestmark = pytest.mark.usefixtures("cheap_hashes")
@@ -228,3 +233,159 @@ def test_csv_and_lists_recipients_errors_schedule_stop_and_resume(srv: LiveServe
     )
     assert foreign.status_code == 422 and "groups.0" in foreign.text
     assert f'href="/console/campaigns/{paused_id}"' not in demo.get("/console/campaigns").text
+
+
+# ------------------------------------------------------------------ the estimate agrees with the API
+
+INVALID = "999123456789"  # a well-formed number no country claims
+
+
+def reviewed(console: Console, form: dict[str, Any]) -> tuple[dict[str, int], int, Decimal, str]:
+    """The console's estimate: refused recipients by reason, how many can be sent to, the RCS total,
+    and the whole estimate as text."""
+    r = console.post("/console/campaigns/new", {**editor(console), **form, "action": "review"})
+    assert r.status_code == 200, text_of(r.text)[:2000]
+    section = r.text.split('data-testid="estimate"')[1].split("</section>")[0]
+    refused: dict[str, int] = {}
+    if 'data-testid="estimate-refused"' in section:
+        said = text_of(section.split('data-testid="estimate-refused"')[1].split("</p>")[0])
+        refused = {m[2].replace(" ", "_"): int(m[1]) for m in re.finditer(r"(\d+) ([a-z ]+?)[,.]", said)}
+    sendable = re.search(r"(\d+) of \d+ recipients? can be sent to", text_of(section))
+    total = re.search(r'data-testid="estimate-total">([0-9.]+) ', section)
+    assert sendable and total, text_of(section)
+    return refused, int(sendable[1]), Decimal(total[1]), text_of(section)
+
+
+def accepted(console: Console, body: dict[str, Any]) -> tuple[dict[str, int], int, Decimal]:
+    """The API's acceptance of the same campaign: refused recipients by reason, accepted, price."""
+    r = console.api().post("/api/campaigns/rcs/send", json=body)
+    assert r.status_code == 200, r.text
+    made = r.json()["data"]
+    messages = (
+        console.api()
+        .get("/api/messages", params={"filter[campaign_id]": made["id"], "page[limit]": 500})
+        .json()["data"]
+    )
+    rcs = [m for m in messages if m["type"] == "rcs"]
+    refused = Counter(m["fail_reason"] for m in rcs if m["fail_reason"] in REFUSAL_REASONS)
+    return dict(refused), len(rcs) - sum(refused.values()), Decimal(str(made["calculated_price"]))
+
+
+def test_estimate_refuses_and_prices_exactly_what_the_api_accepts(srv: LiveServer) -> None:
+    # The demo account (UA agent, every UA price) with an SMS alternative: a number of no country,
+    # a Polish one, a stop-listed one, and two it sends to.
+    demo = demo_console(srv)
+    srv.call(
+        lambda db: stoplist.attach(
+            db, srv.clock, account_id=demo.account_id, phones=["380661230004"], list_type="rcs"
+        )
+    )
+    phones = [INVALID, "48601234567", "380661230004", "380661230001", "380661230002"]
+    form = {
+        "source": "paste",
+        "phones_text": "\n".join(phones),
+        "kind": "text",
+        "text": "Sale!",
+        "sms_enabled": "1",
+        "sms_sender": "DemoSMS",
+        "sms_text": "Sale: shop.example.com",
+    }
+    body = {
+        "phones": [{"number": p} for p in phones],
+        "sender": "demo_agent",
+        "options": {"text": "Sale!"},
+        "alternative_channel": {"sms": {"sender": "DemoSMS", "text": "Sale: shop.example.com"}},
+        "check_stop_list": True,
+    }
+    refused, sendable, total, shown = reviewed(demo, form)
+    assert refused == {"invalid_number": 1, "country": 1, "stop_list": 1}
+    assert (sendable, total) == (2, Decimal("0.04"))  # 2 x the UA text price
+    assert "SMS fallbacks, at most (1 part each) 0.0500" in shown
+    assert accepted(demo, body) == (refused, sendable, total)
+
+    # An account whose agent is French, a country the tariff has no price for: every French number
+    # it may send to is refused for the price. A Ukrainian number on its stop list is refused for
+    # its country (checked first), a French one on it for the stop list (checked before the price).
+    fr_id, fr_key = srv.new_account("fr")
+    srv.call(lambda db: senders.create_agent(db, srv.clock, account_id=fr_id, name="fr_agent", country="FR"))
+    fr = console_for(srv, fr_id, fr_key, "fr@example.com")
+    srv.call(
+        lambda db: stoplist.attach(
+            db, srv.clock, account_id=fr_id, phones=["380661230009", "33612345678"], list_type="rcs"
+        )
+    )
+    phones = [INVALID, "380661230009", "33612345678", "33612345679", "33612345680"]
+
+    def check(text: str, sms: bool, refusals: dict[str, int], sent: int, cost: str) -> None:
+        form = {"source": "paste", "phones_text": "\n".join(phones), "kind": "text", "text": text}
+        body: dict[str, Any] = {
+            "phones": [{"number": p} for p in phones],
+            "sender": "fr_agent",
+            "options": {"text": text},
+        }
+        if sms:
+            form.update(sms_enabled="1", sms_sender="FrSMS", sms_text=text)
+            body["alternative_channel"] = {"sms": {"sender": "FrSMS", "text": text}}
+        estimate = reviewed(fr, {**form, "sender": "fr_agent"})
+        assert estimate[:3] == (refusals, sent, Decimal(cost))
+        assert accepted(fr, body) == estimate[:3]
+
+    refused_for_price = {"invalid_number": 1, "country": 1, "stop_list": 1, "no_price": 2}
+    check("Salut", False, refused_for_price, 0, "0")
+    # With a French RCS price but none for SMS, an SMS alternative still leaves them unpriced.
+    srv.call(
+        lambda db: tariffs.set_price(
+            db, code=DEMO_TARIFF_CODE, channel="rcs", kind="text", country="FR", price="0.03"
+        )
+    )
+    check("Bonjour", True, refused_for_price, 0, "0")
+    check("Bonsoir", False, {"invalid_number": 1, "country": 1, "stop_list": 1}, 2, "0.06")
+
+    # A request the API refuses as a whole (here: another account's agent) is refused by the review
+    # too, for the same reason, with no estimate.
+    form = {
+        "source": "paste",
+        "phones_text": "33612345679",
+        "kind": "text",
+        "text": "Hi",
+        "sender": "demo_agent",
+    }
+    wrong = fr.post("/console/campaigns/new", {**editor(fr), **form, "action": "review"})
+    assert wrong.status_code == 422 and "The selected sender is invalid." in text_of(wrong.text)
+    assert 'data-testid="estimate"' not in wrong.text
+    body = {"phones": [{"number": "33612345679"}], "sender": "demo_agent", "options": {"text": "Hi"}}
+    api = fr.api().post("/api/campaigns/rcs/send", json=body)
+    assert api.status_code == 422 and api.json()["errors"]["sender"] == ["The selected sender is invalid."]
+
+
+def test_editor_errors_keep_the_form_and_name_the_line(srv: LiveServer) -> None:
+    console = demo_console(srv)
+    used = console.api().post(
+        "/api/messages/rcs/send",
+        json={
+            "phone": {"number": "380661230001", "reference_id": "used1"},
+            "sender": "demo_agent",
+            "options": {"text": "x"},
+        },
+    )
+    assert used.status_code == 200, used.text
+    form = {**editor(console), "kind": "text", "text": "Hello kept", "source": "paste"}
+
+    # A reference id the account already used is refused by the service: told by its line (the
+    # blank second line counts), at review as at send, and nothing is made.
+    form["phones_text"] = "380661230002\n\n380661230003,used1\n"
+    for action in ("review", "send"):
+        r = console.post("/console/campaigns/new", {**form, "action": action})
+        assert r.status_code == 422, text_of(r.text)[:2000]
+        assert "Line 3: The reference id has already been taken." in text_of(r.text)
+    assert console.api().get("/api/campaigns").json()["data"] == []
+
+    # A CSV file too large: the error, with everything typed still in the form.
+    big = b"phone\n" + b"380661230001\n" * (2 * 1024 * 1024 // 13 + 1)
+    r = console.post(
+        "/console/campaigns/new",
+        {**form, "action": "review"},
+        files={"csv_file": ("numbers.csv", big, "text/csv")},
+    )
+    assert r.status_code == 422 and "may not be larger than 2048 KB" in text_of(r.text)
+    assert ">Hello kept</textarea>" in r.text and "380661230003,used1" in r.text

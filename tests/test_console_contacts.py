@@ -99,6 +99,10 @@ def test_lists_contacts_and_csv_import_with_mapping_and_row_errors(srv: LiveServ
         "/api/contacts/search", params={"search[field]": "phone", "search[value]": "380661230003"}
     )
     contact_id = contact.json()["data"][0]["id"]
+    # A list id no row can have (a tampered form) is refused as input, not a server error.
+    for bad_list in ("9" * 30, "abc", ""):
+        r = console.post(f"/console/contacts/{contact_id}/detach", {"list_id": bad_list})
+        assert r.status_code == 422, (bad_list, r.status_code)
     detached = console.post(f"/console/contacts/{contact_id}/detach", {"list_id": str(customers)})
     assert detached.status_code == 303
     assert console.post(f"/console/contacts/{contact_id}/delete").status_code == 303
@@ -113,7 +117,13 @@ def test_lists_contacts_and_csv_import_with_mapping_and_row_errors(srv: LiveServ
     assert other.get(f"/console/contacts/lists/{imported}").status_code == 404
     assert other.post(f"/console/contacts/lists/{imported}/delete").status_code == 404
     assert other.post(f"/console/contacts/{ann_id}/delete").status_code == 404
-    assert other.post(f"/console/contacts/{ann_id}/detach", {"list_id": str(imported)}).status_code == 422
+    assert other.post(f"/console/contacts/{ann_id}/detach", {"list_id": str(imported)}).status_code == 404
+    assert other.post("/console/contacts/add", {"phone": "380661230077"}).status_code == 303
+    own = other.api().get(
+        "/api/contacts/search", params={"search[field]": "phone", "search[value]": "380661230077"}
+    )
+    own_id = own.json()["data"][0]["id"]
+    assert other.post(f"/console/contacts/{own_id}/detach", {"list_id": str(imported)}).status_code == 404
     for path in (waiting, f"{url}/progress"):
         assert other.get(path).status_code == 404
     assert other.post(waiting, {"column_0": "phone"}).status_code == 404

@@ -1,5 +1,6 @@
 """The console's campaign editor: its form, read into the body ``POST /api/campaigns/rcs/send`` (or
-``send-groups``) takes, validated by the same request models, and the cost estimate shown before sending.
+``send-groups``) takes, validated by the same request models. (The cost estimate shown before sending
+is ``services.campaign_estimate``.)
 
 The form is plain HTML (it works without JavaScript): cards and suggestions are numbered fields
 (``card_0_title``, ``card_0_s1_text``, ...). ``to_body`` builds the API's JSON body from them, so a
@@ -15,25 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import select
-
 from rcsgate.api.bodies import parse
 from rcsgate.api.rcs_requests import OptionsIn, SendRcsCampaignGroupsRequest, SendRcsCampaignRequest
-from rcsgate.domain.errors import DomainError, InvalidInput, NotFound
-from rcsgate.domain.phones import country_of, normalize_phone
-from rcsgate.domain.rcs_content import (
-    CAMPAIGN_PHONES_MAX,
-    DEFAULT_MAX_CARDS,
-    MAX_SUGGESTIONS_PER_CARD,
-    RcsContent,
-)
-from rcsgate.domain.sms_segments import count_segments
-from rcsgate.services.sending import content_json, tariff_for
-from rcsgate.store import accounts as account_store
-from rcsgate.store import campaigns as campaign_store
-from rcsgate.store import senders as sender_store
-from rcsgate.store.db import Database
-from rcsgate.store.tables import contacts, prices, stop_list
+from rcsgate.domain.errors import InvalidInput
+from rcsgate.domain.phones import normalize_phone
+from rcsgate.domain.rcs_content import CAMPAIGN_PHONES_MAX, DEFAULT_MAX_CARDS, MAX_SUGGESTIONS_PER_CARD
+from rcsgate.services.sending import content_json
 
 KINDS: Final = ("text", "card", "carousel")
 SOURCES: Final = ("paste", "csv", "lists")
@@ -364,153 +352,23 @@ def parse_send(
     try:
         parsed = parse(model, body, max_cards=max_cards, allow_private_callbacks=allow_private_callbacks)
     except InvalidInput as exc:
-        raise InvalidInput(readable_errors(_with_lines(exc.errors, recipients))) from exc
+        raise InvalidInput(readable_errors(with_lines(exc.errors, recipients))) from exc
     return parsed, body
 
 
 _PHONE_KEY: Final = re.compile(r"phones\.([0-9]+)\.(number|reference_id)")
+_PHONE_PATH: Final = re.compile(r"phones\.[0-9]+\.")
 
 
-def _with_lines(errors: Mapping[str, list[str]], recipients: Recipients) -> dict[str, list[str]]:
-    """The API's errors, those about a phone told by the line or row it came from."""
+def with_lines(errors: Mapping[str, list[str]], recipients: Recipients) -> dict[str, list[str]]:
+    """The API's errors (of the request model or the service), those about a phone told by the line
+    or row it came from ("Line 3: The reference id has already been taken")."""
     out: dict[str, list[str]] = {}
     for key, reasons in errors.items():
         match = _PHONE_KEY.fullmatch(key)
         if match and int(match[1]) < len(recipients.lines):
-            where = recipients.lines[int(match[1])].line
-            out.setdefault("recipients", []).extend(f"{recipients.where} {where}: {r}" for r in reasons)
+            where = f"{recipients.where} {recipients.lines[int(match[1])].line}"
+            out.setdefault("recipients", []).extend(f"{where}: {_PHONE_PATH.sub('', r)}" for r in reasons)
         else:
             out.setdefault(key, []).extend(reasons)
     return out
-
-
-# ------------------------------------------------------------------ the estimate
-
-
-@dataclass(frozen=True, slots=True)
-class CountryCost:
-    country: str
-    recipients: int
-    unit_units: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    recipients: int
-    sendable: int
-    refused: dict[str, int]
-    rcs_units: int
-    sms_max_units: int
-    available_units: int
-    currency: str
-    countries: list[CountryCost]
-    sms_parts: int
-
-    @property
-    def total_max_units(self) -> int:
-        return self.rcs_units + self.sms_max_units
-
-    @property
-    def covered(self) -> bool:
-        return self.rcs_units <= self.available_units
-
-
-async def estimate(
-    db: Database,
-    *,
-    account_id: int,
-    sender: str,
-    content: RcsContent,
-    phones: list[str] | None,
-    group_ids: list[int] | None,
-    sms_text: str | None,
-    check_stop_list: bool,
-) -> Estimate:
-    """What the campaign costs if every sendable message is delivered, by the rules create_campaign
-    applies at acceptance (country of the agent, stop list, test mode's verified numbers, prices), and
-    the most its SMS fallbacks can add; against the account's available funds."""
-    async with db.read() as conn:
-        account = await account_store.get_account(conn, account_id)
-        if account is None:
-            raise NotFound("Account was not found.")
-        if group_ids is not None:
-            owned = await campaign_store.owned_groups(conn, account_id, group_ids)
-            missing = [i for i, g in enumerate(group_ids) if g not in owned]
-            if missing:
-                raise InvalidInput({f"groups.{i}": [f"The selected groups.{i} is invalid."] for i in missing})
-            phones = await campaign_store.group_phones(conn, account_id, group_ids) if group_ids else []
-        numbers = list(dict.fromkeys(phones or []))
-        agent = await sender_store.get_agent_by_name(conn, account_id, sender)
-        try:
-            tariff_id: int | None = await tariff_for(conn, account_id, None)
-        except DomainError:
-            tariff_id = None
-        rcs_prices: dict[str, int] = {}
-        sms_prices: dict[str, int] = {}
-        if tariff_id is not None:
-            for row in await conn.execute(
-                select(prices.c.channel, prices.c.kind, prices.c.country, prices.c.price).where(
-                    prices.c.tariff_id == tariff_id
-                )
-            ):
-                if row.channel == "rcs" and row.kind == content.kind:
-                    rcs_prices[str(row.country)] = int(row.price)
-                elif row.channel == "sms":
-                    sms_prices[str(row.country)] = int(row.price)
-        listed: set[str] = set()
-        if check_stop_list:
-            listed = {
-                str(r.phone)
-                for r in await conn.execute(
-                    select(stop_list.c.phone).where(
-                        stop_list.c.account_id == account_id, stop_list.c.type == "rcs"
-                    )
-                )
-            }
-        verified: set[str] | None = None
-        if account.mode == "test":
-            verified = {
-                str(r.phone)
-                for r in await conn.execute(
-                    select(contacts.c.phone).where(
-                        contacts.c.account_id == account_id, contacts.c.verified.is_(True)
-                    )
-                )
-            }
-    parts = count_segments(sms_text).parts if sms_text else 0
-    refused: dict[str, int] = {}
-    per_country: dict[str, int] = {}
-    rcs_units = sms_units = sendable = 0
-    for phone in numbers:
-        country = country_of(phone)
-        reason = None
-        if country is None:
-            reason = "invalid_number"
-        elif agent is not None and country != agent.country:
-            reason = "country"
-        elif phone in listed:
-            reason = "stop_list"
-        elif verified is not None and phone not in verified:
-            reason = "not_verified"
-        elif country not in rcs_prices or (parts and country not in sms_prices):
-            reason = "no_price"
-        if reason is not None:
-            refused[reason] = refused.get(reason, 0) + 1
-            continue
-        assert country is not None
-        sendable += 1
-        per_country[country] = per_country.get(country, 0) + 1
-        rcs_units += rcs_prices[country]
-        if parts:
-            sms_units += sms_prices[country] * parts
-    return Estimate(
-        recipients=len(numbers),
-        sendable=sendable,
-        refused=refused,
-        rcs_units=rcs_units,
-        sms_max_units=sms_units,
-        available_units=account.available_units,
-        currency=account.currency,
-        countries=[CountryCost(c, n, rcs_prices.get(c)) for c, n in sorted(per_country.items())],
-        sms_parts=parts,
-    )

@@ -14,8 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.clock import Clock
+from rcsgate.domain.campaign_acceptance import AcceptanceTerms, judge
 from rcsgate.domain.campaign_stats import ChannelCounts, split_counts
 from rcsgate.domain.errors import InvalidInput, NotFound, Rejected
+from rcsgate.domain.message_view import FAILURE_STATUSES
 from rcsgate.domain.phones import country_of
 from rcsgate.domain.rcs_content import (
     CAMPAIGN_PHONES_MAX,
@@ -25,7 +27,7 @@ from rcsgate.domain.rcs_content import (
     check_start_at,
     start_at_utc,
 )
-from rcsgate.domain.records import Principal
+from rcsgate.domain.records import Account, Principal, RcsAgent
 from rcsgate.domain.sms_segments import count_segments
 from rcsgate.domain.timefmt import format_ts
 from rcsgate.metrics.instruments import Tally
@@ -36,9 +38,9 @@ from rcsgate.services.sending import agent_for, content_json, tariff_for
 from rcsgate.store import accounts as account_store
 from rcsgate.store import campaigns as store
 from rcsgate.store import pipeline
+from rcsgate.store import tariffs as tariff_store
 from rcsgate.store.db import Database, after_commit
-from rcsgate.store.tables import campaigns, messages, prices, stop_list
-from rcsgate.store.tables import contacts as contacts_table
+from rcsgate.store.tables import campaigns, messages
 
 CAMPAIGN_PRIORITY = 1  # after single sends (0)
 STOPPABLE = ("scheduled", "sending", "paused", "moderation")
@@ -98,9 +100,13 @@ def campaign_name(created_at: datetime, tz: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Recipients:
+class CampaignRecipients:
     items: tuple[Recipient, ...]
-    countries: tuple[str | None, ...]
+    countries: tuple[str | None, ...]  # country_of each item's number
+
+    @property
+    def phones(self) -> list[str]:
+        return [r.number for r in self.items]
 
 
 async def _resolve_groups(db: Database, account_id: int, group_ids: tuple[int, ...]) -> tuple[Recipient, ...]:
@@ -113,9 +119,11 @@ async def _resolve_groups(db: Database, account_id: int, group_ids: tuple[int, .
     return tuple(Recipient(number=p) for p in phones)
 
 
-async def _recipients(
+async def recipients_of(
     db: Database, account_id: int, send: RcsCampaignSend | RcsGroupsCampaignSend
-) -> _Recipients:
+) -> CampaignRecipients:
+    """The campaign's recipients (a groups campaign's from the account's own lists) with their
+    countries; InvalidInput for none, too many, or another account's list."""
     if isinstance(send, RcsGroupsCampaignSend):
         items = await _resolve_groups(db, account_id, send.group_ids)
         field = "groups"
@@ -131,7 +139,53 @@ async def _recipients(
         )
     # Country lookup of a few thousand numbers is CPU work: keep it off the event loop.
     countries = await asyncio.to_thread(lambda: tuple(country_of(r.number) for r in items))
-    return _Recipients(items=items, countries=countries)
+    return CampaignRecipients(items=items, countries=countries)
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """What a campaign request passed: its agent, tariff and start, and the terms its recipients
+    are judged by (``domain.campaign_acceptance.judge``)."""
+
+    agent: RcsAgent
+    tariff_id: int
+    start_at: datetime | None  # UTC; None: start now
+    terms: AcceptanceTerms
+
+
+async def check_request(
+    conn: AsyncConnection,
+    account: Account,
+    *,
+    principal: Principal,
+    send: RcsCampaignSend | RcsGroupsCampaignSend,
+    recipients: CampaignRecipients,
+    now: datetime,
+) -> Acceptance:
+    """The checks of the whole request, in this order: start time, sender, tariff, reference ids
+    (InvalidInput or Rejected); then what the recipients are judged by. Shared by create_campaign
+    and the console's estimate (services.campaign_estimate), so both refuse the same requests."""
+    # A start_at without an offset is a wall time where the account is, as every time it is shown.
+    start_at = start_at_utc(send.start_at, account.timezone) if send.start_at is not None else None
+    if send.start_at is not None and (reason := check_start_at(send.start_at, now, account.timezone)):
+        raise InvalidInput.field("start_at", reason)
+    test_mode = principal.mode == "test" or account.mode == "test"
+    agent = await agent_for(conn, account, send.sender, test_mode, send.content)
+    tariff_id = await tariff_for(conn, account.id, send.tariff_code)
+    await _check_references(conn, account.id, recipients.items)
+    phones = recipients.phones
+    alt = send.sms_alternative
+    terms = AcceptanceTerms(
+        agent_country=agent.country,
+        rcs_prices=await tariff_store.country_prices(conn, tariff_id, "rcs", send.content.kind),
+        sms_prices=await tariff_store.country_prices(conn, tariff_id, "sms", "sms") if alt else None,
+        sms_parts=count_segments(alt.text).parts if alt else 0,
+        stop_listed=(
+            await store.stop_listed(conn, account.id, phones, "rcs") if send.check_stop_list else set()
+        ),
+        verified=await store.verified_phones(conn, account.id, phones) if test_mode else None,
+    )
+    return Acceptance(agent=agent, tariff_id=tariff_id, start_at=start_at, terms=terms)
 
 
 async def create_campaign(
@@ -143,8 +197,8 @@ async def create_campaign(
     key: RequestKey,
     duplicate_window: float,
 ) -> CampaignView:
-    recipients = await _recipients(db, principal.account_id, send)
-    phones = [r.number for r in recipients.items]
+    recipients = await recipients_of(db, principal.account_id, send)
+    phones = recipients.phones
     async with db.write(bulk=True) as conn:
         now = clock.now()
         account = await account_store.get_account(conn, principal.account_id, for_update=not db.is_sqlite)
@@ -154,22 +208,16 @@ async def create_campaign(
         )
         if replayed is not None:
             return CampaignView.from_json(replayed)
-        # A start_at without an offset is a wall time where the account is, as every time it is shown.
-        start_at = start_at_utc(send.start_at, account.timezone) if send.start_at is not None else None
-        if send.start_at is not None and (reason := check_start_at(send.start_at, now, account.timezone)):
-            raise InvalidInput.field("start_at", reason)
-        test_mode = principal.mode == "test" or account.mode == "test"
-        agent = await agent_for(conn, account, send.sender, test_mode, send.content)
-        tariff_id = await tariff_for(conn, account.id, send.tariff_code)
-        await _check_references(conn, account.id, recipients.items)
-
+        accepted = await check_request(
+            conn, account, principal=principal, send=send, recipients=recipients, now=now
+        )
+        agent, tariff_id, start_at, terms = (
+            accepted.agent,
+            accepted.tariff_id,
+            accepted.start_at,
+            accepted.terms,
+        )
         kind = send.content.kind
-        rcs_prices = await _prices(conn, tariff_id, "rcs", kind)
-        sms_prices = await _prices(conn, tariff_id, "sms", "sms") if send.sms_alternative else {}
-        stopped = await _listed(conn, account.id, phones, "rcs") if send.check_stop_list else set()
-        verified = await _verified(conn, account.id, phones) if test_mode else set()
-        parts = count_segments(send.sms_alternative.text).parts if send.sms_alternative else 0
-
         scheduled = start_at is not None
         campaign_id = await store.insert_campaign(
             conn,
@@ -188,47 +236,30 @@ async def create_campaign(
         content = json.dumps(content_json(send.content))
         rows: list[dict[str, Any]] = []
         calculated = 0
+        alt = send.sms_alternative
         for recipient, country in zip(recipients.items, recipients.countries, strict=True):
-            phone = recipient.number
-            price = rcs_prices.get(country or "")
-            reason = None
-            if country is None:
-                reason = "invalid_number"  # no country claims it
-            elif country != agent.country:
-                reason = "country"
-            elif phone in stopped:
-                reason = "stop_list"
-            elif test_mode and phone not in verified:
-                reason = "not_verified"
-            elif price is None:
-                reason = "no_price"
+            verdict = judge(recipient.number, country, terms)
             plan = None
-            if reason is None and send.sms_alternative is not None:
-                unit = sms_prices.get(country or "")
-                if unit is None:
-                    reason = "no_price"
-                else:
-                    alt = send.sms_alternative
-                    plan = SmsPlan(
-                        sender=alt.sender,
-                        text=alt.text,
-                        validity_seconds=alt.validity_seconds,
-                        check_stop_list=alt.check_stop_list,
-                        parts=parts,
-                        unit_price=unit,
-                    )
-            if reason is None:
-                calculated += price or 0
+            if alt is not None and verdict.sms_unit_price is not None:
+                plan = SmsPlan(
+                    sender=alt.sender,
+                    text=alt.text,
+                    validity_seconds=alt.validity_seconds,
+                    check_stop_list=alt.check_stop_list,
+                    parts=terms.sms_parts,
+                    unit_price=verdict.sms_unit_price,
+                )
+            calculated += verdict.price
             rows.append(
                 {
                     "reference_id": recipient.reference_id,
-                    "phone": phone,
+                    "phone": recipient.number,
                     "country": country,
                     "sms_alternative": plan.to_json() if plan else None,
-                    "status": "failed" if reason else ("scheduled" if scheduled else "accepted"),
-                    "fail_reason": reason,
-                    "price": 0 if reason else (price or 0),
-                    "finished_at": now if reason else None,
+                    "status": "failed" if verdict.reason else ("scheduled" if scheduled else "accepted"),
+                    "fail_reason": verdict.reason,
+                    "price": verdict.price,
+                    "finished_at": now if verdict.reason else None,
                 }
             )
         # What every message of the campaign shares is passed once, not 5000 times.
@@ -277,16 +308,11 @@ async def create_campaign(
         return view
 
 
-async def _check_references(conn: Any, account_id: int, items: tuple[Recipient, ...]) -> None:
+async def _check_references(conn: AsyncConnection, account_id: int, items: tuple[Recipient, ...]) -> None:
     refs = {r.reference_id: i for i, r in enumerate(items) if r.reference_id}
     if not refs:
         return
-    query = select(messages.c.reference_id).where(
-        messages.c.account_id == account_id,
-        messages.c.parent_id.is_(None),
-        messages.c.reference_id.in_(list(refs)),
-    )
-    taken = [str(r.reference_id) for r in await conn.execute(query)]
+    taken = await store.taken_references(conn, account_id, list(refs))
     if taken:
         raise InvalidInput(
             {
@@ -296,30 +322,6 @@ async def _check_references(conn: Any, account_id: int, items: tuple[Recipient, 
                 for t in taken
             }
         )
-
-
-async def _prices(conn: Any, tariff_id: int, channel: str, kind: str) -> dict[str, int]:
-    query = select(prices.c.country, prices.c.price).where(
-        prices.c.tariff_id == tariff_id, prices.c.channel == channel, prices.c.kind == kind
-    )
-    return {str(r.country): int(r.price) for r in await conn.execute(query)}
-
-
-async def _listed(conn: Any, account_id: int, phones: list[str], list_type: str) -> set[str]:
-    # The account's whole list, intersected here: cheaper than binding thousands of IN parameters.
-    query = select(stop_list.c.phone).where(
-        stop_list.c.account_id == account_id, stop_list.c.type == list_type
-    )
-    return {str(r.phone) for r in await conn.execute(query)} & set(phones)
-
-
-async def _verified(conn: Any, account_id: int, phones: list[str]) -> set[str]:
-    query = select(contacts_table.c.phone).where(
-        contacts_table.c.account_id == account_id,
-        contacts_table.c.verified.is_(True),
-        contacts_table.c.phone.in_(phones),
-    )
-    return {str(r.phone) for r in await conn.execute(query)}
 
 
 # ---------------------------------------------------------------- reading
@@ -378,6 +380,21 @@ async def _read_campaign(
             **{**asdict(view), "total_price_units": await store.total_charged(conn, campaign_id)}
         )
     return view
+
+
+async def failure_reasons(db: Database, *, account_id: int, campaign_id: int) -> dict[str, int]:
+    """Why the campaign's messages ended without delivery: counts by ``type:reason`` (``rcs:country``,
+    ``sms:stop_list`` ...); NotFound for another account's campaign."""
+    async with db.read() as conn:
+        if await store.get(conn, campaign_id, account_id=account_id) is None:
+            raise NotFound("Campaign was not found.")
+        counts = (await store.status_counts(conn, [campaign_id])).get(campaign_id, [])
+    reasons: dict[str, int] = {}
+    for kind, status, reason, n in counts:
+        if reason and status in FAILURE_STATUSES:
+            key = f"{kind}:{reason}"
+            reasons[key] = reasons.get(key, 0) + n
+    return reasons
 
 
 Sort = Literal["id", "sender", "type", "date", "status"]

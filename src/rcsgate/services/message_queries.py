@@ -1,10 +1,11 @@
-"""`GET /api/messages`: an account's messages (RCS and their SMS fallbacks), filtered, sorted, paged."""
+"""`GET /api/messages`: an account's messages (RCS and their SMS fallbacks), filtered, sorted, paged; and
+the console's message log (``search_messages``): the same list, with filters the API does not have."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import orjson
 from sqlalchemy import ColumnElement, and_, func, select, text
@@ -281,3 +282,86 @@ async def _walk_sort_index(conn: AsyncConnection, account_id: int, matches: int,
         return False
     outside = await counts.account_total(conn, account_id=account_id) - matches
     return outside + page.offset + page.limit <= 2 * matches
+
+
+# ---------------------------------------------------------------- the console's log
+
+# The log counts the matches of its own filters up to this many, then shows the total as "more than".
+COUNT_AT_MOST: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraFilter:
+    """The console log's filters beyond the API's; None: not given."""
+
+    status: str | None = None
+    type: str | None = None  # rcs, or sms (the fallbacks)
+    phone: str | None = None  # digits only
+    sender: str | None = None  # agent or SMS sender name
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.status, self.type, self.phone, self.sender))
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    items: list[MessageView]
+    total: int
+    total_is_lower_bound: bool  # more than COUNT_AT_MOST matched
+
+
+async def search_messages(
+    db: Database,
+    clock: Clock,
+    *,
+    account_id: int,
+    where: MessageFilter,
+    extra: ExtraFilter,
+    offset: int = 0,
+    limit: int = 50,
+) -> SearchPage:
+    """Newest first. Only the API's filters: exactly ``GET /api/messages``'s list (``list_messages``).
+    With an extra filter: every filter over the same period, counted up to COUNT_AT_MOST, shown as
+    the API shows a message."""
+    if not extra.given:
+        views, total = await list_messages(
+            db, clock, account_id=account_id, where=where, descending=True, offset=offset, limit=limit
+        )
+        return SearchPage(views, total, False)
+    async with db.read() as conn:
+        account = await account_store.get_account(conn, account_id)
+        if account is None:
+            raise NotFound(f"Account {account_id} was not found.")
+        start, end = check_period(*_moments(where, account.timezone), clock.now())
+        conditions = [
+            messages.c.account_id == account_id,
+            messages.c.created_at >= start,
+            messages.c.created_at <= end,
+        ]
+        for column, value in (
+            (messages.c.id, where.id),
+            (messages.c.campaign_id, where.campaign_id),
+            (messages.c.reference_id, where.reference_id),
+            (messages.c.status, extra.status),
+            (messages.c.type, extra.type),
+            (messages.c.phone, extra.phone),
+            (messages.c.sender, extra.sender),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        matching = select(messages.c.id).where(and_(*conditions)).limit(COUNT_AT_MOST + 1).subquery()
+        counted = int((await conn.execute(select(func.count()).select_from(matching))).scalar_one())
+        query = select(*SHOWN).where(*conditions).order_by(messages.c.id.desc()).offset(offset).limit(limit)
+        rows: list[Row[Any]] = list(await conn.execute(query))
+        children = await store.sms_children(conn, [r.id for r in rows if r.sms_alternative])
+    views = [view(r, account, children.get(r.id, [])) for r in rows]
+    return SearchPage(views, min(counted, COUNT_AT_MOST), counted > COUNT_AT_MOST)
+
+
+async def shown_rows(conn: AsyncConnection, ids: list[int]) -> list[Row[Any]]:
+    """The SHOWN columns of these messages (any account's: the caller checks), by id."""
+    if not ids:
+        return []
+    query = select(*SHOWN).where(messages.c.id.in_(ids)).order_by(messages.c.id)
+    return list(await conn.execute(query))

@@ -65,7 +65,7 @@ class Attempt:
     duration_ms: float
 
 
-def _view(row: Any) -> DeliveryView:
+def delivery_view(row: Any) -> DeliveryView:
     return DeliveryView(
         id=int(row.id),
         message_id=row.message_id,
@@ -98,7 +98,7 @@ async def list_deliveries(
         rows = await store.page(
             conn, account_id=account_id, status=status, before_id=before_id, limit=limit + 1
         )
-    views = [_view(r) for r in rows[:limit]]
+    views = [delivery_view(r) for r in rows[:limit]]
     return views, (views[-1].id if len(rows) > limit else None)
 
 
@@ -107,7 +107,7 @@ async def get_delivery(db: Database, *, account_id: int, delivery_id: int) -> De
         row = await store.get(conn, account_id=account_id, delivery_id=delivery_id)
     if row is None:
         raise NotFound("Webhook delivery was not found.")
-    return _view(row)
+    return delivery_view(row)
 
 
 async def _post(
@@ -165,7 +165,7 @@ async def redeliver(
         )
         updated = await store.get(conn, account_id=account_id, delivery_id=delivery_id)
     assert updated is not None
-    return _view(updated), attempt
+    return delivery_view(updated), attempt
 
 
 def sample_body(*, currency: str, timezone: str, now: datetime) -> str:

@@ -17,6 +17,7 @@ from rcsgate.store.tables import (
     contacts,
     message_events,
     messages,
+    stop_list,
 )
 
 
@@ -170,3 +171,32 @@ async def group_phones(conn: AsyncConnection, account_id: int, group_ids: list[i
         .order_by(func.min(contacts.c.id))
     )
     return [str(r.phone) for r in await conn.execute(query)]
+
+
+async def stop_listed(conn: AsyncConnection, account_id: int, phones: list[str], list_type: str) -> set[str]:
+    """Which of ``phones`` are on the account's stop list of ``list_type``."""
+    # The account's whole list, intersected here: cheaper than binding thousands of IN parameters.
+    query = select(stop_list.c.phone).where(
+        stop_list.c.account_id == account_id, stop_list.c.type == list_type
+    )
+    return {str(r.phone) for r in await conn.execute(query)} & set(phones)
+
+
+async def verified_phones(conn: AsyncConnection, account_id: int, phones: list[str]) -> set[str]:
+    """Which of ``phones`` are the account's verified contacts (test mode sends only to those)."""
+    query = select(contacts.c.phone).where(
+        contacts.c.account_id == account_id,
+        contacts.c.verified.is_(True),
+        contacts.c.phone.in_(phones),
+    )
+    return {str(r.phone) for r in await conn.execute(query)}
+
+
+async def taken_references(conn: AsyncConnection, account_id: int, references: list[str]) -> list[str]:
+    """Which of ``references`` a message of the account (not an SMS fallback) already has."""
+    query = select(messages.c.reference_id).where(
+        messages.c.account_id == account_id,
+        messages.c.parent_id.is_(None),
+        messages.c.reference_id.in_(references),
+    )
+    return [str(r.reference_id) for r in await conn.execute(query)]

@@ -42,8 +42,13 @@ async def insert_event(
     )
 
 
-async def get(conn: AsyncConnection, message_id: int, *, for_update: bool = False) -> Row[Any] | None:
+async def get(
+    conn: AsyncConnection, message_id: int, *, account_id: int | None = None, for_update: bool = False
+) -> Row[Any] | None:
+    """The message; with ``account_id``, only if it is that account's."""
     query = select(messages).where(messages.c.id == message_id)
+    if account_id is not None:
+        query = query.where(messages.c.account_id == account_id)
     if for_update:
         query = query.with_for_update()
     return (await conn.execute(query)).first()
@@ -121,6 +126,16 @@ async def sms_children(conn: AsyncConnection, parent_ids: list[int]) -> dict[int
     for r in rows:
         children.setdefault(int(r.parent_id), []).append(int(r.id))
     return children
+
+
+async def events_of(conn: AsyncConnection, message_id: int) -> list[Row[Any]]:
+    """The message's status changes, oldest first."""
+    query = (
+        select(message_events)
+        .where(message_events.c.message_id == message_id)
+        .order_by(message_events.c.at, message_events.c.id)
+    )
+    return list(await conn.execute(query))
 
 
 async def hold(conn: AsyncConnection, message_id: int, *, until: datetime) -> None:

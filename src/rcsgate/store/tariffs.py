@@ -70,6 +70,14 @@ async def list_prices(conn: AsyncConnection, tariff_id: int) -> list[Price]:
     ]
 
 
+async def country_prices(conn: AsyncConnection, tariff_id: int, channel: str, kind: str) -> dict[str, int]:
+    """The tariff's prices of one channel and kind, by country."""
+    query = select(prices.c.country, prices.c.price).where(
+        prices.c.tariff_id == tariff_id, prices.c.channel == channel, prices.c.kind == kind
+    )
+    return {str(r.country): int(r.price) for r in await conn.execute(query)}
+
+
 async def link_account_tariff(
     conn: AsyncConnection, *, account_id: int, tariff_id: int, is_default: bool
 ) -> None:

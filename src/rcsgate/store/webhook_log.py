@@ -37,6 +37,12 @@ async def get(conn: AsyncConnection, *, account_id: int, delivery_id: int) -> Ro
     return (await conn.execute(query)).first()
 
 
+async def for_message(conn: AsyncConnection, *, account_id: int, message_id: int) -> list[Row[Any]]:
+    """The account's deliveries about one message, oldest first."""
+    query = select(webhook_deliveries).where(_w.account_id == account_id, _w.message_id == message_id)
+    return list(await conn.execute(query.order_by(_w.id)))
+
+
 async def message_callback_url(conn: AsyncConnection, message_id: int) -> str | None:
     query = select(messages.c.callback_url).where(messages.c.id == message_id)
     value = (await conn.execute(query)).scalar_one_or_none()

@@ -21,14 +21,14 @@ from rcsgate.console import campaign_form
 from rcsgate.console.auth import CurrentUser, clock_of, db_of, settings_of
 from rcsgate.console.campaign_form import CampaignForm, CardForm
 from rcsgate.console.templating import render
+from rcsgate.domain.campaign_acceptance import REFUSAL_REASONS
 from rcsgate.domain.campaign_stats import NOT_RCS_USER
 from rcsgate.domain.errors import InvalidInput, RateLimited, Rejected
 from rcsgate.domain.records import Principal
-from rcsgate.services import campaigns, contact_book, senders
+from rcsgate.services import campaign_estimate, campaigns, contact_book, senders
 from rcsgate.services.accounts import get_account
 from rcsgate.services.campaigns import STOPPABLE, CampaignView
 from rcsgate.services.repeats import RequestKey
-from rcsgate.store import campaigns as campaign_store
 from rcsgate.store.signals import CAMPAIGNS, DUE
 
 router = APIRouter()
@@ -37,8 +37,6 @@ CampaignId = Annotated[int, Path(ge=1, le=INT64_MAX)]
 PAGE_SIZE = 30
 # While a campaign is in one of these, its page and its row in the list poll for progress.
 RUNNING = ("creation", "scheduled", "sending")
-# Refused when accepted: these never reach an upstream.
-REFUSED_REASONS = ("country", "invalid_number", "stop_list", "not_verified", "no_price")
 # RCS statuses of messages the upstream has taken.
 HANDED = ("sent", "delivered", "read", "undelivered", NOT_RCS_USER, "unknown")
 PENDING = ("scheduled", "moderation", "accepted", "sending")
@@ -143,25 +141,31 @@ async def new_campaign_page(request: Request, user: CurrentUser) -> HTMLResponse
     return render(request, "campaigns/new.html", context)
 
 
-async def _read_form(request: Request) -> CampaignForm:
+async def _read_form(request: Request) -> tuple[CampaignForm, dict[str, list[str]]]:
+    """The submitted form, and the error of its CSV file (too large, not text) if any: the form is
+    kept as typed either way."""
     data: FormData = await request.form()
     form = CampaignForm.read(data, data.getlist, max_cards=settings_of(request).max_cards)
+    errors: dict[str, list[str]] = {}
     upload = data.get("csv_file")
     if isinstance(upload, UploadFile) and upload.filename:
         raw = await upload.read(campaign_form.CSV_MAX_BYTES + 1)
         if raw:
-            form.csv_data = campaign_form.decode_upload(raw)
-            form.csv_name = upload.filename[:200]
             form.source = "csv"
+            try:
+                form.csv_data = campaign_form.decode_upload(raw)
+                form.csv_name = upload.filename[:200]
+            except InvalidInput as exc:
+                errors = {"recipients": [r for reasons in exc.errors.values() for r in reasons]}
     if not form.request_token:
         form.request_token = secrets.token_urlsafe(16)
-    return form
+    return form, errors
 
 
 @router.post("/campaigns/preview")
 async def preview(request: Request, user: CurrentUser) -> HTMLResponse:
     """The phone preview of the editor's content (an htmx fragment), as the message page will show it."""
-    form = await _read_form(request)
+    form, _ = await _read_form(request)  # (the preview shows the content only)
     content, problems = campaign_form.parse_content(form, max_cards=settings_of(request).max_cards)
     return render(
         request,
@@ -173,18 +177,15 @@ async def preview(request: Request, user: CurrentUser) -> HTMLResponse:
 @router.post("/campaigns/new")
 async def new_campaign(request: Request, user: CurrentUser) -> Response:
     db, settings = db_of(request), settings_of(request)
-    try:
-        form = await _read_form(request)
-    except InvalidInput as exc:
-        form = _new_form()
-        context = await _editor_context(request, user, form)
-        context["errors"] = exc.errors
-        return render(request, "campaigns/new.html", context, status_code=422)
+    form, upload_errors = await _read_form(request)
     data = await request.form()
     action = str(data.get("action") or "review")
     context = await _editor_context(request, user, form)
     content, problems = campaign_form.parse_content(form, max_cards=settings.max_cards)
     context.update(content=content or form.options(), problems=problems)
+    if upload_errors:
+        context["errors"] = upload_errors
+        return render(request, "campaigns/new.html", context, status_code=422)
     if action == "add_card":
         if len(form.cards) < settings.max_cards:
             form.cards.append(CardForm())
@@ -206,30 +207,24 @@ async def new_campaign(request: Request, user: CurrentUser) -> Response:
             allow_private_callbacks=settings.webhooks_allow_private,
         )
         send = parsed.to_domain()
-        context["estimate"] = await campaign_form.estimate(
-            db,
-            account_id=user.account_id,
-            sender=send.sender,
-            content=send.content,
-            phones=[r.number for r in recipients.lines] if form.source != "lists" else None,
-            group_ids=form.group_ids() if form.source == "lists" else None,
-            sms_text=send.sms_alternative.text if send.sms_alternative else None,
-            check_stop_list=send.check_stop_list,
-        )
+        principal = Principal(account_id=user.account_id, key_id=0, mode=context["account"].mode)
         if action != "send":
+            context["estimate"] = await campaign_estimate.estimate_campaign(
+                db, clock_of(request), principal=principal, send=send
+            )
             context["reviewed"] = True
             return render(request, "campaigns/new.html", context)
-        account = context["account"]
         view = await campaigns.create_campaign(
             db,
             clock_of(request),
-            principal=Principal(account_id=user.account_id, key_id=0, mode=account.mode),
+            principal=principal,
             send=send,
             key=_request_key(body, form.request_token),
             duplicate_window=settings.duplicate_window_seconds,
         )
     except InvalidInput as exc:
-        context["errors"] = _form_errors(exc.errors)
+        # The service's errors name recipients by position: tell them by line (or row), as the form's own.
+        context["errors"] = _form_errors(campaign_form.with_lines(exc.errors, recipients))
         return render(request, "campaigns/new.html", context, status_code=422)
     except (Rejected, RateLimited) as exc:
         context["errors"] = {"form": [exc.message]}
@@ -285,18 +280,11 @@ async def _campaign(
     """The campaign (NotFound for another account's, as the API answers) and its failures by reason."""
     db = db_of(request)
     view = await campaigns.get_campaign(db, account_id=account_id, campaign_id=campaign_id, with_total=True)
-    reasons: dict[str, int] = {}
-    async with db.read() as conn:
-        counts = (await campaign_store.status_counts(conn, [campaign_id])).get(campaign_id, [])
-    for kind, status, reason, n in counts:
-        if reason and status in ("failed", "undelivered", "expired"):
-            key = f"{kind}:{reason}"
-            reasons[key] = reasons.get(key, 0) + n
-    return view, reasons
+    return view, await campaigns.failure_reasons(db, account_id=account_id, campaign_id=campaign_id)
 
 
 def _detail_context(view: CampaignView, reasons: dict[str, int]) -> dict[str, Any]:
-    refused = sum(reasons.get(f"rcs:{r}", 0) for r in REFUSED_REASONS)
+    refused = sum(reasons.get(f"rcs:{r}", 0) for r in REFUSAL_REASONS)
     rcs = view.rcs_counts
     steps = [
         ("Recipients", float(view.total_phones)),

@@ -26,6 +26,14 @@ PAGE_SIZE = 50
 LISTS_SHOWN = 500
 
 
+def _list_id(value: object) -> int | None:
+    """The ``list_id`` a form sends back (the list whose page it was on), if it is an id at all."""
+    text = value if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= INT64_MAX:
+        return int(text)
+    return None
+
+
 async def _lists(request: Request, account_id: int) -> list[Any]:
     page = await book.list_groups(db_of(request), account_id=account_id, offset=0, limit=LISTS_SHOWN)
     return page.items
@@ -137,8 +145,8 @@ async def delete_list(request: Request, user: CurrentUser, list_id: ObjectId) ->
 async def add_contact(request: Request, user: CurrentUser) -> Response:
     data = await request.form()
     phone = str(data.get("phone") or "").strip()
-    list_id = str(data.get("list_id") or "")
-    groups = [int(list_id)] if list_id.isdigit() else []
+    list_id = _list_id(data.get("list_id"))
+    groups = [list_id] if list_id is not None else []
     back = f"{PREFIX}/contacts/lists/{list_id}" if groups else f"{PREFIX}/contacts"
     try:
         await book.create_contact(
@@ -165,20 +173,24 @@ async def add_contact(request: Request, user: CurrentUser) -> Response:
 async def delete_contact(request: Request, user: CurrentUser, contact_id: ObjectId) -> Response:
     await book.delete_contact(db_of(request), account_id=user.account_id, contact_id=contact_id)
     data = await request.form()
-    list_id = str(data.get("list_id") or "")
-    back = f"{PREFIX}/contacts/lists/{list_id}" if list_id.isdigit() else f"{PREFIX}/contacts"
+    list_id = _list_id(data.get("list_id"))
+    back = f"{PREFIX}/contacts/lists/{list_id}" if list_id is not None else f"{PREFIX}/contacts"
     return RedirectResponse(f"{back}?notice=The+contact+was+deleted.", status_code=303)
 
 
 @router.post("/contacts/{contact_id}/detach")
 async def detach_contact(request: Request, user: CurrentUser, contact_id: ObjectId) -> Response:
     data = await request.form()
-    list_id = str(data.get("list_id") or "")
-    if not list_id.isdigit():
+    list_id = _list_id(data.get("list_id"))
+    if list_id is None:
         raise InvalidInput.field("list_id", "Which list?")
-    await book.detach(
-        db_of(request), account_id=user.account_id, contact_ids=[contact_id], group_ids=[int(list_id)]
-    )
+    db = db_of(request)
+    # The contact (the path) and the list (the page the form was on) are objects the console shows:
+    # another account's is not found, as on every other route. The service alone answers 422 for
+    # them, as POST /api/groups/detach does for ids in its body.
+    await book.get_contact(db, account_id=user.account_id, contact_id=contact_id)
+    await book.get_group(db, account_id=user.account_id, group_id=list_id)
+    await book.detach(db, account_id=user.account_id, contact_ids=[contact_id], group_ids=[list_id])
     return RedirectResponse(
         f"{PREFIX}/contacts/lists/{list_id}?notice=The+contact+left+the+list.", status_code=303
     )
@@ -197,8 +209,8 @@ async def upload(request: Request, user: CurrentUser) -> Response:
     job = contact_import.start(
         settings_of(request).var_dir, account_id=user.account_id, file_name=upload.filename, data=raw
     )
-    list_id = str(data.get("list_id") or "")
-    suffix = f"?list_id={list_id}" if list_id.isdigit() else ""
+    list_id = _list_id(data.get("list_id"))
+    suffix = f"?list_id={list_id}" if list_id is not None else ""
     return RedirectResponse(f"{PREFIX}/contacts/import/{job.token}{suffix}", status_code=303)
 
 

@@ -1,5 +1,6 @@
 """The messages screen: the log (the API's filters plus status, channel, phone and agent) and a
-message's page (its content as the phone shows it, event timeline, price, SMS fallback, webhooks)."""
+message's page (its content as the phone shows it, event timeline, price, SMS fallback, webhooks;
+``services.message_detail``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rcsgate.console.templating import render
 from rcsgate.domain.errors import InvalidInput
 from rcsgate.domain.message_states import STATUSES
 from rcsgate.services import senders
+from rcsgate.services.message_detail import message_detail
 
 router = APIRouter()
 
@@ -73,7 +75,7 @@ async def messages_page(
 
 @router.get("/messages/{message_id}")
 async def message_page(request: Request, user: CurrentUser, message_id: MessageId) -> HTMLResponse:
-    page = await message_log.message_page(db_of(request), account_id=user.account_id, message_id=message_id)
+    page = await message_detail(db_of(request), account_id=user.account_id, message_id=message_id)
     hooks = [(w, _pretty(w.body)) for w in page.webhooks]
     return render(request, "messages/detail.html", {"m": page.view, "page": page, "hooks": hooks})
 

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from starlette.datastructures import UploadFile
 
 from rcsgate.console.auth import PREFIX, CurrentUser, clock_of, db_of
-from rcsgate.console.campaign_form import decode_upload
+from rcsgate.console.campaign_form import CSV_MAX_BYTES, decode_upload
 from rcsgate.console.templating import render
 from rcsgate.domain.errors import InvalidInput
 from rcsgate.domain.phones import normalize_phone
@@ -187,7 +187,8 @@ async def import_csv(request: Request, user: CurrentUser) -> Response:
     try:
         if not isinstance(upload, UploadFile) or not upload.filename:
             raise InvalidInput.field("file", "Choose a CSV file.")
-        text = decode_upload(await upload.read())
+        # One byte more than allowed is enough to refuse it: never the whole upload in memory.
+        text = decode_upload(await upload.read(CSV_MAX_BYTES + 1))
         good, bad = read_csv_phones(text)
         phones = list(dict.fromkeys(p for _, p in good))
         for start in range(0, len(phones), stoplist.ATTACH_PHONES_MAX):
