@@ -12,9 +12,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
-from rcsgate.webhooks.http_client import WebhookClient
+from rcsgate.webhooks.http_client import BadResponseError, WebhookClient, destination
 from rcsgate.webhooks.http_delivery import DeliveryResult, make_client, post_webhook
+from rcsgate.webhooks.url_policy import CallbackUrlError
 
 Answer = Callable[[bytes], bytes | None]  # the request's bytes -> what to send back (None: hang up)
 
@@ -199,3 +201,150 @@ def test_https_verifies_the_receivers_certificate(tmp_path: Path) -> None:
     assert refused.outcome == "retry"
     assert refused.error is not None and "CERTIFICATE_VERIFY_FAILED" in refused.error
     assert (accepted.outcome, accepted.status_code) == ("delivered", 200)
+
+
+# ---------------------------------------------------------------------- kept bodies (upstream APIs)
+
+
+def call(
+    answer: Answer, requests: list[tuple[str, bytes | None]], **client_options: object
+) -> tuple[list[tuple[int, bytes]], dict[str, list]]:
+    """``requests`` (method, body) through a client that keeps bodies; (status, body) of each."""
+
+    async def main() -> tuple[list[tuple[int, bytes]], dict[str, list]]:
+        async with (
+            raw_server(answer) as seen,
+            WebhookClient(user_agent="test", keep_bodies=True, **client_options) as client,  # type: ignore[arg-type]
+        ):
+            dest = destination(URL(f"http://127.0.0.1:{seen['port'][0]}/v1/x?a=1"))
+            results = [
+                await client.request(
+                    method, dest, body=body, headers={"authorization": "Bearer t"}, checked=False
+                )
+                for method, body in requests
+            ]
+            return results, seen
+
+    return asyncio.run(main())
+
+
+ERROR_JSON = b'{"error":{"code":400,"message":"bad thing","status":"INVALID_ARGUMENT"}}'
+
+
+def test_kept_bodies_come_back_and_the_connection_is_reused() -> None:
+    sized = b"HTTP/1.1 400 Bad Request\r\nContent-Length: %d\r\n\r\n" % len(ERROR_JSON) + ERROR_JSON
+    results, seen = call(lambda _: sized, [("POST", b"{}"), ("DELETE", None)])
+    assert results == [(400, ERROR_JSON)] * 2
+    assert len(seen["connections"]) == 1
+    post_request, delete_request = seen["requests"]
+    assert (
+        post_request.startswith(b"POST /v1/x?a=1 HTTP/1.1\r\n") and b"Content-Length: 2\r\n" in post_request
+    )
+    assert delete_request.startswith(b"DELETE /v1/x?a=1 HTTP/1.1\r\n")
+    assert b"content-length" not in delete_request.lower()  # no body, no length
+    assert b"authorization: Bearer t\r\n" in delete_request
+
+
+def test_chunked_bodies_are_read_and_the_connection_is_reused() -> None:
+    chunked = (
+        b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"10;ext=1\r\n"
+        + ERROR_JSON[:16]
+        + b"\r\n"
+        + b"%x\r\n" % (len(ERROR_JSON) - 16)
+        + ERROR_JSON[16:]
+        + b"\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    )
+    results, seen = call(lambda _: chunked, [("POST", b"{}"), ("POST", b"{}")])
+    assert results == [(400, ERROR_JSON)] * 2
+    assert len(seen["connections"]) == 1
+
+
+def test_chunks_split_across_reads_are_put_together() -> None:
+    async def main() -> tuple[int, bytes]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            for piece in (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5",
+                b"\r\nhel",
+                b"lo\r",
+                b"\n0\r\n\r",
+                b"\n",
+            ):
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(1)
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with WebhookClient(user_agent="test", keep_bodies=True) as client:
+                dest = destination(URL(f"http://127.0.0.1:{port}/"))
+                return await client.request("POST", dest, body=b"", headers={}, checked=False)
+        finally:
+            server.close()
+
+    assert asyncio.run(main()) == (200, b"hello")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + b"x" * 1024 + b"\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n" + b"x" * 1024,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    ],
+    ids=["chunked-too-large", "sized-too-large", "not-only-chunked", "chunked-and-length"],
+)
+def test_bodies_beyond_the_limit_or_framing_come_back_empty_and_end_the_connection(answer: bytes) -> None:
+    results, seen = call(lambda _: answer, [("POST", b"{}")] * 2, max_body_bytes=512)
+    assert results == [(200, b"")] * 2
+    assert len(seen["connections"]) == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 2000,
+    ],
+    ids=["bad-size", "no-crlf-after-data", "endless-size-line"],
+)
+def test_broken_chunked_bodies_are_bad_answers(answer: bytes) -> None:
+    async def main() -> None:
+        async with (
+            raw_server(lambda _: answer) as seen,
+            WebhookClient(user_agent="t", keep_bodies=True) as client,
+        ):
+            dest = destination(URL(f"http://127.0.0.1:{seen['port'][0]}/"))
+            await client.request("POST", dest, body=b"{}", headers={}, checked=False)
+
+    with pytest.raises(BadResponseError):
+        asyncio.run(main())
+
+
+def test_only_unchecked_requests_skip_the_callback_url_policy() -> None:
+    async def main() -> tuple[Exception | None, int]:
+        async with (
+            raw_server(lambda _: OK) as seen,
+            WebhookClient(user_agent="t", keep_bodies=True) as client,
+        ):
+            dest = destination(URL(f"http://127.0.0.1:{seen['port'][0]}/"))
+            refused: Exception | None = None
+            try:
+                await client.request("POST", dest, body=b"", headers={}, allow_private=False)
+            except CallbackUrlError as exc:
+                refused = exc
+            status, _ = await client.request("POST", dest, body=b"", headers={}, checked=False)
+            return refused, status
+
+    refused, status = asyncio.run(main())
+    assert refused is not None and status == 200
+
+
+def test_unknown_methods_are_refused_before_sending() -> None:
+    with pytest.raises(ValueError, match="unsupported method"):
+        call(lambda _: OK, [("CONNECT", None)])

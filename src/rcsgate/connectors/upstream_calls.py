@@ -4,6 +4,9 @@ use, inside the running loop: the send loop may submit before ``start``), the ca
 resubmissions), and the circuit breaker every call's outcome feeds.
 
 aiohttp rather than httpx: it is the runtime dependency chosen for outbound traffic (DESIGN.md).
+The RBM connector calls through ``http`` instead, the webhook sender's lean HTTP/1.1 client
+(webhooks/http_client.py): a submit is one small request, and aiohttp's general machinery cost
+~8-10 % of a worker's CPU on the RBM path (py-spy, 2026-12-05).
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from typing import Final
 
 import aiohttp
 
+from rcsgate import __version__
 from rcsgate.connectors.base import TryLater
 from rcsgate.connectors.circuit_breaker import CircuitBreaker
 from rcsgate.logging_setup import get_logger
+from rcsgate.webhooks.http_client import WebhookClient
 
 log = get_logger("rcsgate.connectors")
 
@@ -29,6 +34,8 @@ STOPPING: Final = "connector stopping"
 CONNECTIONS: Final = 256
 # How long stop() waits for calls in flight.
 STOP_GRACE_SECONDS: Final = 5.0
+# The largest answer body ``http`` reads (an error's message); a larger one comes back empty.
+MAX_ANSWER_BYTES: Final = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -45,7 +52,11 @@ class UpstreamCalls:
         self.name = name
         self.breaker = breaker
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self.timeout_seconds = timeout_seconds
         self._session: aiohttp.ClientSession | None = None
+        self._http: WebhookClient | None = None
+        # ``http`` has no pool limit of its own: at most CONNECTIONS requests at once, as aiohttp's.
+        self.slots = asyncio.Semaphore(CONNECTIONS)
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -58,6 +69,19 @@ class UpstreamCalls:
                 connector=aiohttp.TCPConnector(limit=CONNECTIONS), raise_for_status=False
             )
         return self._session
+
+    @property
+    def http(self) -> WebhookClient:
+        """The lean client: one kept connection per request in flight, bodies read (up to
+        MAX_ANSWER_BYTES), certificates verified against the system's trust store."""
+        if self._http is None:
+            self._http = WebhookClient(
+                user_agent=f"rcsgate/{__version__}",
+                max_idle_per_destination=CONNECTIONS,
+                keep_bodies=True,
+                max_body_bytes=MAX_ANSWER_BYTES,
+            )
+        return self._http
 
     def refusal(self) -> TryLater | None:
         """Why no call may go now (stopping, or the circuit open), or None."""
@@ -92,3 +116,6 @@ class UpstreamCalls:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()

@@ -130,7 +130,11 @@ async def rbm_push(db: Database, clock: Clock, *, name: str, body: bytes, signat
         log.info("rbm_event_ignored", connector=name, kind=getattr(event, "kind", type(event).__name__))
         return _json(200, "ignored")
     new, applied = await _batcher(db, clock).apply(_Event(record, settings, event, key, data))
-    return Answer(200, json.dumps({"message": "ok", "new": new}), fallbacks=applied.fallbacks)
+    return Answer(200, _OK_NEW if new else _OK_SEEN, fallbacks=applied.fallbacks)
+
+
+_OK_NEW: Final = json.dumps({"message": "ok", "new": True})
+_OK_SEEN: Final = json.dumps({"message": "ok", "new": False})
 
 
 @dataclass(slots=True)

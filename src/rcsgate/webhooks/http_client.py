@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 client for webhook POSTs, with keep-alive connections per receiver.
+"""A small HTTP/1.1 client for webhook POSTs, with keep-alive connections per receiver; also what the
+RBM connector calls Google's API through (``WebhookClient(keep_bodies=True)``, ``request``).
 
 Why not aiohttp's client: a webhook delivery is one POST of a small body whose answer we only need
 the status of, and aiohttp's general machinery (sessions, request and response objects, payload
@@ -13,9 +14,15 @@ needs, and is strict about the rest:
   policy before connecting to that very address, so DNS rebinding has no second lookup to exploit;
   HTTPS verifies the certificate and host name with the system's trust store;
 * the answer's head may be at most ``MAX_HEAD_BYTES``; a body is read (and the connection kept) only
-  when it has a Content-Length of at most ``MAX_BODY_BYTES``; anything else (chunked, no length,
+  when it has a Content-Length of at most ``max_body_bytes``; anything else (chunked, no length,
   larger, ``Connection: close``, HTTP/1.0) ends the connection once the status is known;
 * bytes a receiver sends while no request is waiting end the connection.
+
+With ``keep_bodies`` (an upstream API, whose error answers say what was wrong, and which may well
+answer chunked) the body comes back with the status, and a chunked body of at most
+``max_body_bytes`` is read too (the connection kept); a body cut short by the limit comes back
+empty, and ends the connection. Such a client may also be used with ``checked=False``: an address
+the operator configured, not a customer's callback URL, so the callback URL policy does not apply.
 
 Timeouts are the caller's (``asyncio.timeout`` around ``post``); a connection whose request did not
 complete is closed, never reused.
@@ -33,7 +40,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import cast
+from typing import Final, cast
 
 from yarl import URL
 
@@ -52,6 +59,8 @@ __all__ = [
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
+_MAX_CHUNK_LINE = 1024  # a chunk-size line (with extensions) or one trailer line
+_CHUNKED: Final = -1  # _read_head's length for a chunked body
 
 
 class BadResponseError(Exception):
@@ -76,6 +85,10 @@ class Destination:
     def key(self) -> tuple[bool, str, int]:
         return (self.tls, self.host, self.port)
 
+    def at(self, path: str) -> Destination:
+        """The same host with another raw path and query (``/`` first)."""
+        return Destination(self.tls, self.host, self.port, self.host_header, path)
+
 
 @lru_cache(maxsize=4096)
 def destination(url: URL) -> Destination:
@@ -92,17 +105,24 @@ def destination(url: URL) -> Destination:
     return Destination(tls, host, port, shown if port == default else f"{shown}:{port}", path)
 
 
+_Answer = tuple[int, bool, bytes]  # status, whether the connection may be reused, body (if kept)
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; ``request`` sends a request and waits for its answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_body: bool = False, max_body: int = MAX_BODY_BYTES) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = time.monotonic()
+        self._keep_body = keep_body
+        self._max_body = max_body
         self._buffer = bytearray()
-        self._waiter: asyncio.Future[tuple[int, bool]] | None = None
+        self._waiter: asyncio.Future[_Answer] | None = None
         self._status: int | None = None  # of the answer whose body is being read
-        self._body_left = 0
+        self._body_left = 0  # bytes of the body (or of the current chunk) still to come
+        self._chunk_state = ""  # chunked: "size", "data", "end" (the CRLF after data), "trailer"
+        self._body = bytearray()
         self._reusable = False
 
     # ------------------------------------------------------------------ asyncio.Protocol
@@ -129,21 +149,23 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             if self._status is not None:
-                # The head arrived, the body did not finish: the verdict stands.
-                waiter.set_result((self._status, False))
+                # The head arrived, the body did not finish: the verdict stands (the body does not).
+                waiter.set_result((self._status, False, b""))
             else:
                 waiter.set_exception(exc or ReceiverClosedError("receiver closed the connection"))
 
     # ------------------------------------------------------------------ use
 
-    async def request(self, data: bytes) -> tuple[int, bool]:
-        """Send one request; returns the answer's status and whether the connection may be reused."""
+    async def request(self, data: bytes) -> _Answer:
+        """Send one request; returns the answer's status, whether the connection may be reused, and
+        its body (when the connection keeps bodies)."""
         assert self.transport is not None
         if self.closed:
             raise ReceiverClosedError("receiver closed the connection")
         self._buffer.clear()
+        self._body.clear()
         self._status = None
-        waiter: asyncio.Future[tuple[int, bool]] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         self.transport.write(data)
         return await waiter
@@ -157,7 +179,7 @@ class _Connection(asyncio.Protocol):
 
     def _parse(self) -> None:
         if self._status is not None:
-            self._read_body()
+            self._read_chunked() if self._chunk_state else self._read_body()
             return
         while True:
             end = self._buffer.find(b"\r\n\r\n")
@@ -172,7 +194,11 @@ class _Connection(asyncio.Protocol):
             status, reusable, length = _read_head(head)
             if 100 <= status < 200 and status != 101:
                 continue  # an interim answer (e.g. 103 Early Hints): the real one follows
-            if length is None or length > MAX_BODY_BYTES:
+            if length == _CHUNKED and self._keep_body:
+                self._status, self._reusable, self._chunk_state = status, reusable, "size"
+                self._read_chunked()
+                return
+            if length is None or length < 0 or length > self._max_body:
                 self._done(status, False)
                 return
             self._status, self._body_left, self._reusable = status, length, reusable
@@ -182,23 +208,75 @@ class _Connection(asyncio.Protocol):
     def _read_body(self) -> None:
         assert self._status is not None
         take = min(self._body_left, len(self._buffer))
+        if self._keep_body:
+            self._body += self._buffer[:take]
         del self._buffer[:take]
         self._body_left -= take
         if self._body_left == 0:
             # Anything beyond the answer was not asked for: do not reuse the connection then.
             self._done(self._status, self._reusable and not self._buffer)
 
+    def _read_chunked(self) -> None:
+        """A chunked body (RFC 9112 section 7.1), read as far as the buffer goes."""
+        assert self._status is not None
+        buffer = self._buffer
+        while True:
+            if self._chunk_state == "data":
+                take = min(self._body_left, len(buffer))
+                self._body += buffer[:take]
+                del buffer[:take]
+                self._body_left -= take
+                if self._body_left:
+                    return
+                self._chunk_state = "end"
+            if self._chunk_state == "end":
+                if len(buffer) < 2:
+                    return
+                if buffer[:2] != b"\r\n":
+                    raise BadResponseError("broken chunked body")
+                del buffer[:2]
+                self._chunk_state = "size"
+            end = buffer.find(b"\r\n", 0, _MAX_CHUNK_LINE + 2)
+            if end < 0:
+                if len(buffer) > _MAX_CHUNK_LINE:
+                    raise BadResponseError("chunk line too long")
+                return
+            line = bytes(buffer[:end])
+            del buffer[: end + 2]
+            if self._chunk_state == "trailer":
+                if not line:  # the empty line that ends the body
+                    self._chunk_state = ""
+                    self._done(self._status, self._reusable and not buffer)
+                    return
+                continue  # trailer fields are not used
+            size_text = line.split(b";", 1)[0].strip()
+            if not size_text or len(size_text) > 16 or size_text.strip(b"0123456789abcdefABCDEF"):
+                raise BadResponseError("broken chunk size")
+            size = int(size_text, 16)
+            if size == 0:
+                self._chunk_state = "trailer"
+                continue
+            if len(self._body) + size > self._max_body:
+                # Larger than we read: the status stands, the body is not ours to half-keep.
+                self._chunk_state = ""
+                self._body.clear()
+                self._done(self._status, False)
+                return
+            self._chunk_state, self._body_left = "data", size
+
     def _done(self, status: int, reusable: bool) -> None:
         waiter = self._waiter
         self._status = None
+        self._chunk_state = ""
         if waiter is not None and not waiter.done():
-            waiter.set_result((status, reusable))
+            waiter.set_result((status, reusable, bytes(self._body)))
         if not reusable:
             self.close()
 
     def _fail(self, exc: Exception) -> None:
         waiter = self._waiter
         self._status = None
+        self._chunk_state = ""
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
         self.close()
@@ -214,6 +292,7 @@ def _read_head(head: bytes) -> tuple[int, bool, int | None]:
     status = int(match.group(2))
     reusable = match.group(1) == b"1"
     lengths: set[bytes] = set()
+    chunked = False
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
         if not colon:
@@ -223,7 +302,8 @@ def _read_head(head: bytes) -> tuple[int, bool, int | None]:
         if name == b"content-length":
             lengths.add(value.strip())
         elif name == b"transfer-encoding":
-            reusable = False
+            # Only a bare "chunked" is framing we can follow (and only with keep_bodies).
+            chunked = value.strip().lower() == b"chunked" and not chunked
             lengths.add(b"unknown")
         elif name == b"connection" and b"close" in value.lower():
             reusable = False
@@ -231,6 +311,8 @@ def _read_head(head: bytes) -> tuple[int, bool, int | None]:
         return status, False, None  # switching protocols: not HTTP any more
     if status in (204, 304) or 100 <= status < 200:
         return status, reusable and not lengths, 0
+    if chunked and lengths == {b"unknown"}:
+        return status, reusable, _CHUNKED
     if len(lengths) != 1:
         return status, False, None
     (text,) = lengths
@@ -239,8 +321,21 @@ def _read_head(head: bytes) -> tuple[int, bool, int | None]:
     return status, reusable, int(text)
 
 
-def _request_bytes(dest: Destination, body: bytes, headers: Mapping[str, str], user_agent: str) -> bytes:
-    lines = [f"POST {dest.path} HTTP/1.1", f"Host: {dest.host_header}", f"Content-Length: {len(body)}"]
+_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+def _request_bytes(
+    dest: Destination,
+    body: bytes | None,
+    headers: Mapping[str, str],
+    user_agent: str,
+    method: str = "POST",
+) -> bytes:
+    if method not in _METHODS:
+        raise ValueError(f"unsupported method {method!r}")
+    lines = [f"{method} {dest.path} HTTP/1.1", f"Host: {dest.host_header}"]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
     given = set()
     for name, value in headers.items():
         if "\r" in name or "\n" in name or ":" in name or "\r" in value or "\n" in value:
@@ -252,7 +347,7 @@ def _request_bytes(dest: Destination, body: bytes, headers: Mapping[str, str], u
         lines.append(f"{name}: {value}")
     if "user-agent" not in given:
         lines.append(f"User-Agent: {user_agent}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + (body or b"")
 
 
 class WebhookClient:
@@ -266,8 +361,12 @@ class WebhookClient:
         max_idle_per_destination: int = 32,
         max_idle: int = 1024,
         ssl_context: ssl.SSLContext | None = None,
+        keep_bodies: bool = False,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.user_agent = user_agent
+        self.keep_bodies = keep_bodies
+        self.max_body_bytes = max_body_bytes
         self.idle_seconds = idle_seconds
         self.max_idle_per_destination = max_idle_per_destination
         self.max_idle = max_idle
@@ -280,10 +379,29 @@ class WebhookClient:
     ) -> int:
         """POST ``body``; returns the answer's status. Raises CallbackUrlError for a destination the
         policy refuses, OSError for network trouble, BadResponseError for a broken answer."""
-        data = _request_bytes(dest, body, headers, self.user_agent)
-        conn = self._checkout(dest.key) or await self._connect(dest, allow_private=allow_private)
+        status, _ = await self.request("POST", dest, body=body, headers=headers, allow_private=allow_private)
+        return status
+
+    async def request(
+        self,
+        method: str,
+        dest: Destination,
+        *,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        allow_private: bool = False,
+        checked: bool = True,
+    ) -> tuple[int, bytes]:
+        """Send one request; returns the answer's status and body (empty unless ``keep_bodies``).
+        ``checked=False``: the destination's addresses are not held to the callback URL policy (an
+        upstream the operator configured). Raises as ``post``; ValueError for a header that cannot
+        be sent."""
+        data = _request_bytes(dest, body, headers, self.user_agent, method)
+        conn = self._checkout(dest.key) or await self._connect(
+            dest, allow_private=allow_private, checked=checked
+        )
         try:
-            status, reusable = await conn.request(data)
+            status, reusable, answer = await conn.request(data)
         except BaseException:
             conn.close()
             raise
@@ -291,7 +409,7 @@ class WebhookClient:
             self._checkin(dest.key, conn)
         else:
             conn.close()
-        return status
+        return status, answer
 
     async def close(self) -> None:
         for conns in self._idle.values():
@@ -336,7 +454,7 @@ class WebhookClient:
             if not oldest:
                 del self._idle[oldest_key]
 
-    async def _connect(self, dest: Destination, *, allow_private: bool) -> _Connection:
+    async def _connect(self, dest: Destination, *, allow_private: bool, checked: bool = True) -> _Connection:
         loop = asyncio.get_running_loop()
         context = None
         if dest.tls:
@@ -344,10 +462,11 @@ class WebhookClient:
                 self._ssl = ssl.create_default_context()
             context = self._ssl
         last: OSError | None = None
-        for address in await _addresses(dest, allow_private=allow_private):
+        keep, limit = self.keep_bodies, self.max_body_bytes
+        for address in await _addresses(dest, allow_private=allow_private, checked=checked):
             try:
                 _, conn = await loop.create_connection(
-                    _Connection,
+                    lambda: _Connection(keep, limit),
                     host=address,
                     port=dest.port,
                     ssl=context,
@@ -360,9 +479,10 @@ class WebhookClient:
         raise last or OSError(f"no addresses found for {dest.host!r}")
 
 
-async def _addresses(dest: Destination, *, allow_private: bool) -> list[str]:
+async def _addresses(dest: Destination, *, allow_private: bool, checked: bool = True) -> list[str]:
     """The addresses to connect to: the literal, or the host's DNS answer, each checked against the
-    policy (all of them: a client tries them in turn, so one private address refuses the name)."""
+    policy (all of them: a client tries them in turn, so one private address refuses the name),
+    unless not ``checked``."""
     literal = parse_ip_host(dest.host)
     if literal is not None:
         ips = [literal]
@@ -380,7 +500,7 @@ async def _addresses(dest: Destination, *, allow_private: bool) -> list[str]:
                     f"callback URL host {dest.host!r} resolved to unusable address {address!r}"
                 ) from None
     # allow_private still refuses link-local and cloud metadata addresses (url_policy.never_allowed).
-    for ip in ips:
+    for ip in ips if checked else ():
         problem = destination_problem(ip, allow_private=allow_private)
         if problem is not None:
             raise CallbackUrlError(

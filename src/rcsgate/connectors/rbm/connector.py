@@ -12,11 +12,11 @@ try; 429, 5xx, timeouts and resets → retried with backoff through the circuit 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from yarl import URL
 
 from rcsgate.clock import Clock
@@ -40,10 +40,9 @@ from rcsgate.connectors.rbm.settings import RbmSettings
 from rcsgate.connectors.rbm.tokens import ServiceAccountTokens, TokenError
 from rcsgate.connectors.upstream_calls import UpstreamCalls
 from rcsgate.logging_setup import get_logger
+from rcsgate.webhooks.http_client import BadResponseError, destination
 
 log = get_logger("rcsgate.connectors.rbm")
-
-_MAX_ANSWER_BYTES: Final = 256 * 1024
 
 
 class RbmConnector:
@@ -64,6 +63,8 @@ class RbmConnector:
         self.breaker = breaker
         self.tokens = ServiceAccountTokens(settings.service_account, timeout_seconds=timeout_seconds)
         self.calls = UpstreamCalls(name=name, breaker=breaker, timeout_seconds=timeout_seconds)
+        # Where every call goes (each with its own path); settings checked the URL when saved.
+        self._api = destination(URL(settings.api_url))
 
     def admits(self) -> int | None:
         return self.breaker.admits()
@@ -145,15 +146,17 @@ class RbmConnector:
         headers = {"authorization": f"Bearer {token}"}
         if body is not None:
             headers["content-type"] = "application/json"
+        calls = self.calls
         try:
-            async with self.calls.client.request(
-                method, url, data=body, headers=headers, timeout=self.calls.timeout
-            ) as response:
-                status = response.status
-                raw = await response.content.read(_MAX_ANSWER_BYTES)
+            # The timeout covers the wait for a slot, the connection (TLS verified), and the answer.
+            async with asyncio.timeout(calls.timeout_seconds), calls.slots:
+                # The operator's API URL, not a customer's: any address it resolves to is called.
+                status, raw = await calls.http.request(
+                    method, self._api.at(url.raw_path_qs), body=body, headers=headers, checked=False
+                )
         except TimeoutError:
             return TryLater("Google timeout")
-        except (aiohttp.ClientError, OSError) as exc:
+        except (OSError, BadResponseError, ValueError) as exc:
             return TryLater(f"connection error: {type(exc).__name__}")
         return status, _error_message(raw) if status != 200 else ""
 

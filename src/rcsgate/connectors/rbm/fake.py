@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -58,6 +59,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
+import orjson
 from aiohttp import web
 
 from rcsgate.clock import Clock, SystemClock
@@ -193,6 +195,14 @@ def _path_phone(raw: str) -> str:
     return "+" + raw[3:] if raw[:3].upper() == "%2B" else raw
 
 
+def _dumps(value: Any) -> str:
+    """json.dumps for the submit's answer (one per message), through orjson."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # what orjson does not take (an integer beyond 64 bits): the slow way
+        return json.dumps(value)
+
+
 def _message_key(agent_id: str, message_id: str) -> int:
     """A stable integer per (agent, messageId): the same id gets the same faults and outcome in every run."""
     digest = hashlib.sha256(f"{agent_id}\x00{message_id}".encode()).digest()
@@ -320,7 +330,7 @@ class LocalRbm:
 
     def wake(self) -> None:
         """Look for due events now (after moving a ManualClock) instead of at the next idle tick."""
-        self.pusher.wake()
+        self.pusher.wake(every_slot=True)
 
     async def validate_webhook(self, url: str | None = None) -> HandshakeResult:
         """Google's webhook validation handshake against ``url`` (default: the webhook URL)."""
@@ -409,7 +419,7 @@ class LocalRbm:
                 return _reset(request)
         if decision.slow:
             await asyncio.sleep(faults.slow_seconds)
-        return await _answer(request, web.json_response(payload, status=status), attempt)
+        return await _answer(request, web.json_response(payload, status=status, dumps=_dumps), attempt)
 
     def _process(
         self, message: _Message, phone: str, body: dict[str, Any]

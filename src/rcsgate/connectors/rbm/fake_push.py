@@ -141,14 +141,24 @@ class EventPusher:
         self._collect = collect
         self._next_due = next_due
         self._seq = 0
-        self._wakeup = asyncio.Event()
+        # The slots asleep in _idle, each on a future of its own: woken one per new event (see wake).
+        self._sleepers: deque[asyncio.Future[None]] = deque()
 
-    def wake(self) -> None:
-        self._wakeup.set()
+    def wake(self, *, every_slot: bool = False) -> None:
+        """Wake one sleeping slot (``every_slot``: all of them). Every new event calls this once, so
+        there is a slot for each; slots that are busy look at the queue again when they are done.
+        (One shared event woke all 256 slots of the benchmark's local RBM for every event, most of
+        them only to find the queue empty again.)"""
+        while self._sleepers:
+            waiter = self._sleepers.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                if not every_slot:
+                    return
 
     def set_webhook(self, url: str | None) -> None:
         self.webhook_url = checked_url(url)
-        self.wake()
+        self.wake(every_slot=True)
 
     def prepare(self, event: dict[str, Any]) -> Outgoing:
         """The signed push of ``event``, built once: a retry or a duplicate is the very same push,
@@ -183,11 +193,7 @@ class EventPusher:
             self._collect()
             url = self.webhook_url
             if url is None or not self.queue:
-                # Cleared before the second look, so a wake() after it is not lost.
-                self._wakeup.clear()
-                self._collect()
-                if self.webhook_url is None or not self.queue:
-                    await self._idle()
+                await self._idle()  # asleep from the look above on: no wake() in between is lost
                 continue
             item = self.queue.popleft()
             error = await self._post(client, url, item)
@@ -208,9 +214,17 @@ class EventPusher:
     async def _idle(self) -> None:
         due = self._next_due()
         wait = _IDLE_SECONDS if due is None else (due - self.clock.now()).total_seconds()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(_IDLE_SECONDS, max(0.001, wait))):
-                await self._wakeup.wait()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(_IDLE_SECONDS, max(0.001, wait))):
+                    await waiter
+        finally:
+            if not waiter.done():  # timed out or cancelled: no longer a sleeper to wake
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._sleepers.remove(waiter)
 
     def _maybe_duplicate(self, item: Outgoing) -> None:
         faults = self._faults()

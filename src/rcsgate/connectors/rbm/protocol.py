@@ -22,11 +22,13 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
+import random
 import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Final
+
+import orjson
 
 SCOPE: Final = "https://www.googleapis.com/auth/rcsbusinessmessaging"
 REGIONS: Final = ("europe", "us", "asia")
@@ -38,6 +40,9 @@ JWT_BEARER_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SALT_BITS: Final = 60
 _ID_BITS: Final = 62
 _POSTBACK_PREFIX: Final = "rg1"
+# The pushes' opaque Pub/Sub messageIds (the local RBM's, and tests'): unique, not secret, so
+# drawn from a generator seeded once from the OS rather than a getrandom() call per push.
+_opaque = random.Random()
 
 
 def region_url(region: str) -> str:
@@ -110,17 +115,24 @@ def envelope(
     event: dict[str, Any], client_token: str, *, now: datetime | None = None
 ) -> tuple[bytes, dict[str, str]]:
     """A signed push as Google sends it: the body and its headers."""
-    data = json.dumps(event, separators=(",", ":")).encode()
+    # orjson: compact JSON as json.dumps(separators=(",", ":")) writes it (non-ASCII as UTF-8
+    # rather than \u escapes, as Google's own JSON), in a fraction of the time.
+    data = orjson.dumps(event)
     body = {
         "message": {
             "data": base64.b64encode(data).decode("ascii"),
             "attributes": {"type": "event" if "eventType" in event else "message"},
-            "messageId": secrets.token_hex(16),  # opaque to the receiver; cheaper than a UUID's hex
-            "publishTime": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "messageId": f"{_opaque.getrandbits(128):032x}",  # opaque to the receiver
+            # isoformat rather than strftime: the same text (years from 1000 on), in a fraction of the time.
+            "publishTime": (now or datetime.now(UTC))
+            .astimezone(UTC)
+            .replace(tzinfo=None)
+            .isoformat(timespec="microseconds")
+            + "Z",
         },
         "subscription": "projects/rbm-local/subscriptions/rbm-local",
     }
-    return json.dumps(body, separators=(",", ":")).encode(), {
+    return orjson.dumps(body), {
         "content-type": "application/json",
         SIGNATURE_HEADER: signature(client_token, data),
     }
