@@ -39,14 +39,6 @@ JWT_SECRET = "test-secret-" + "x" * 60
 BACKENDS = ["sqlite", "postgresql"]
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Files with tests that spawn real processes (marked slow) run first. With ``-n 2 --dist
-    loadfile`` a file goes to one worker whole, and a long one collected late (test_smpp_crash.py,
-    test_simulator_resume.py ...) was still running alone at the end: ~5 of a 10-minute run."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: each file's order is kept
-
-
 def run(fn: Callable[[Database], Awaitable[T]], url: str) -> T:
     """Run one async service call against the database at ``url`` from synchronous test code."""
 
