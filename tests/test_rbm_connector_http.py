@@ -6,12 +6,12 @@ connections, and the request as Google expects it (path, query, bearer token, JS
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from raw_http_server import Answer, raw_server
 from rcsgate.clock import ManualClock
 from rcsgate.connectors.base import Accepted, AlreadyDelivered, OutboundMessage, Rejected, Revoked, TryLater
 from rcsgate.connectors.circuit_breaker import CircuitBreaker
@@ -19,7 +19,6 @@ from rcsgate.connectors.rbm.connector import RbmConnector
 from rcsgate.connectors.rbm.fake_auth import make_service_account_key
 from rcsgate.connectors.rbm.settings import RbmSettings
 
-Answer = Callable[[bytes], bytes | None]  # request bytes -> answer bytes (None: hang up; b"": never answer)
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 _KEY = make_service_account_key("http://127.0.0.1:9/token")
 
@@ -36,41 +35,6 @@ class FakeTokens:
             self.refreshes += 1
             self.current = f"t{self.refreshes + 1}"
         return self.current
-
-
-@asynccontextmanager
-async def raw_server(answer: Answer) -> AsyncIterator[dict[str, list]]:
-    seen: dict[str, list] = {"requests": [], "connections": []}
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen["connections"].append(writer.get_extra_info("peername"))
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                request = head + await reader.readexactly(length)
-                seen["requests"].append(request)
-                reply = answer(request)
-                if reply is None:
-                    break
-                if not reply:
-                    await asyncio.sleep(10)
-                writer.write(reply)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    seen["port"] = [server.sockets[0].getsockname()[1]]
-    try:
-        yield seen
-    finally:
-        server.close()
 
 
 def sized(status: str, body: bytes = b"{}") -> bytes:

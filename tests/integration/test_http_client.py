@@ -7,55 +7,15 @@ import asyncio
 import shutil
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from yarl import URL
 
+from raw_http_server import Answer, raw_server
 from rcsgate.webhooks.http_client import BadResponseError, WebhookClient, destination
 from rcsgate.webhooks.http_delivery import DeliveryResult, make_client, post_webhook
 from rcsgate.webhooks.url_policy import CallbackUrlError
-
-Answer = Callable[[bytes], bytes | None]  # the request's bytes -> what to send back (None: hang up)
-
-
-@asynccontextmanager
-async def raw_server(
-    answer: Answer, *, ssl_context: ssl.SSLContext | None = None
-) -> AsyncIterator[dict[str, list]]:
-    """A server answering each request with ``answer(request)``; records requests and connections."""
-    seen: dict[str, list] = {"requests": [], "connections": []}
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen["connections"].append(writer.get_extra_info("peername"))
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                request = head + await reader.readexactly(length)
-                seen["requests"].append(request)
-                reply = answer(request)
-                if reply is None:
-                    break
-                writer.write(reply)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ssl_context)
-    seen["port"] = [server.sockets[0].getsockname()[1]]
-    try:
-        yield seen
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def post(client: WebhookClient, url: str, *, headers: dict[str, str] | None = None) -> asyncio.Future:
