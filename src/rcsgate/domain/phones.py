@@ -39,6 +39,25 @@ def normalize_phone(value: object) -> str | None:
     return None
 
 
+# What the first three digits alone say: a region, None (no country), or _SHARED (parse the number).
+# At most 1,000 entries (digit prefixes only); a dict lookup instead of up to three slices, int() and lookups per number.
+_SHARED: Final = "shared"
+_BY_PREFIX: dict[str, str | None] = {}
+
+
+def _region_of_prefix(prefix: str) -> str | None:
+    for length in (1, 2, 3):
+        head = prefix[:length]
+        regions = (
+            COUNTRY_CODE_TO_REGION_CODE.get(int(head)) if len(head) == length and head.isdigit() else None
+        )
+        if regions:
+            if len(regions) == 1:
+                return regions[0] if regions[0] != "001" else None
+            break
+    return _SHARED
+
+
 def country_of(phone: str) -> str | None:
     """ISO country of a digits-only international number, or None when no country claims it.
 
@@ -46,12 +65,15 @@ def country_of(phone: str) -> str | None:
     the rest of the number; deciding those from the prefix alone is ~100x cheaper than a full parse,
     which matters for 5000-recipient campaigns. Shared codes (+1, +7, +44, ...) get the full parse.
     """
-    for length in (1, 2, 3):
-        regions = COUNTRY_CODE_TO_REGION_CODE.get(int(phone[:length])) if phone[:length].isdigit() else None
-        if regions:
-            if len(regions) == 1:
-                return regions[0] if regions[0] != "001" else None
-            break
+    prefix = phone[:3]
+    if prefix in _BY_PREFIX:
+        by_prefix = _BY_PREFIX[prefix]
+    else:
+        by_prefix = _region_of_prefix(prefix)
+        if len(prefix) == 3 and prefix.isdigit() and prefix.isascii():
+            _BY_PREFIX[prefix] = by_prefix
+    if by_prefix != _SHARED:
+        return by_prefix
     try:
         parsed = phonenumbers.parse("+" + phone, None)
     except phonenumbers.NumberParseException:

@@ -21,8 +21,13 @@ async def add_missing(conn: AsyncConnection, *, account_id: int, phones: list[st
     """Add phones not yet in the contact book; existing contacts stay as they are."""
     if not phones:
         return
-    rows = [{"account_id": account_id, "phone": p, "verified": False, "created_at": now} for p in phones]
-    await bulk.insert_many(conn, contacts, rows, on_conflict="ON CONFLICT (account_id, phone) DO NOTHING")
+    await bulk.insert_many(
+        conn,
+        contacts,
+        [{"phone": p} for p in phones],
+        same={"account_id": account_id, "verified": False, "created_at": now},
+        on_conflict="ON CONFLICT (account_id, phone) DO NOTHING",
+    )
 
 
 async def is_verified(conn: AsyncConnection, *, account_id: int, phone: str) -> bool:

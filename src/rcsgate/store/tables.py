@@ -333,13 +333,27 @@ messages = Table(
     CheckConstraint("reserved >= 0", name="reserved"),
     Index("ix_messages_account_id_id", "account_id", "id"),
     Index("ix_messages_account_id_created_at", "account_id", "created_at"),
-    Index("ix_messages_account_id_reference_id", "account_id", "reference_id"),
+    # Partial: most messages have no reference (campaigns) and no parent (all but SMS fallbacks);
+    # every insert and every status update (none is HOT) would add an entry for them otherwise. Each
+    # query of these columns compares them with a value, which implies the index's condition.
+    Index(
+        "ix_messages_account_id_reference_id",
+        "account_id",
+        "reference_id",
+        sqlite_where=text("reference_id IS NOT NULL"),
+        postgresql_where=text("reference_id IS NOT NULL"),
+    ),
     Index("ix_messages_account_id_campaign_id", "account_id", "campaign_id"),
     # Campaign statistics are GROUP BYs over this index alone: exact at every moment, and cheap.
     Index("ix_messages_campaign_id_type_status", "campaign_id", "type", "status", "fail_reason"),
     Index("ix_messages_account_id_phone", "account_id", "phone"),
     Index("ix_messages_status_due_at", "status", "due_at"),
-    Index("ix_messages_parent_id", "parent_id"),
+    Index(
+        "ix_messages_parent_id",
+        "parent_id",
+        sqlite_where=text("parent_id IS NOT NULL"),
+        postgresql_where=text("parent_id IS NOT NULL"),
+    ),
     # A reference_id names one request's message; its SMS fallback shares it.
     Index(
         "uq_messages_account_reference",
