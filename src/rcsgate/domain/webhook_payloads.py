@@ -6,6 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from rcsgate.domain.money import format_units
 from rcsgate.domain.timefmt import format_ts
 
@@ -63,7 +65,11 @@ def click_payload(
 
 def encode(payload: dict[str, Any]) -> str:
     """The body is stored and signed as these exact characters, so every retry sends identical bytes."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    try:
+        # The same characters as json.dumps with these separators, at a fraction of its cost.
+        return orjson.dumps(payload).decode()
+    except orjson.JSONEncodeError:  # integers beyond 64 bits
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 def inbound_payload(

@@ -42,6 +42,7 @@ log = get_logger("rcsgate.rbm_local")
 
 # How long the pusher sleeps with nothing due; new events and wake() cut it short.
 _IDLE_SECONDS: Final = 0.25
+_COLLECT_EVERY: Final = 0.001  # seconds between looks for due reports while events wait
 _USER_AGENT: Final = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
 
 
@@ -141,6 +142,7 @@ class EventPusher:
         self._collect = collect
         self._next_due = next_due
         self._seq = 0
+        self._collected_at = 0.0  # loop time of the last look for due reports
         # The slots asleep in _idle, each on a future of its own: woken one per new event (see wake).
         self._sleepers: deque[asyncio.Future[None]] = deque()
 
@@ -189,8 +191,13 @@ class EventPusher:
 
     async def _slot(self, client: WebhookClient) -> None:
         failures = 0
+        loop = asyncio.get_running_loop()
         while True:
-            self._collect()
+            # Due reports become events at most every millisecond while events are queued: each of
+            # the 256 slots looking after each push cost ~15 % of the local RBM's CPU (clock reads).
+            if not self.queue or loop.time() - self._collected_at >= _COLLECT_EVERY:
+                self._collected_at = loop.time()
+                self._collect()
             url = self.webhook_url
             if url is None or not self.queue:
                 await self._idle()  # asleep from the look above on: no wake() in between is lost
