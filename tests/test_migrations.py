@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
 
+from conftest import PG_ENV, _pg_admin
+from rcsgate.config import normalize_database_url
 from rcsgate.store.db import Database
-from rcsgate.store.migrate import head_revision, upgrade
+from rcsgate.store.migrate import alembic_config, head_revision, upgrade
 from rcsgate.store.tables import metadata
 
 
@@ -46,3 +54,53 @@ def test_postgresql_head_matches_metadata(pg_url: str) -> None:
     diff, revision = _diff(pg_url)
     assert diff == []
     assert revision == head_revision()
+
+
+def _columns(url: str, table: str) -> set[str]:
+    async def main() -> set[str]:
+        db = Database.from_url(url)
+        try:
+            async with db.engine.connect() as conn:
+                return await conn.run_sync(
+                    lambda sync: (
+                        {c["name"] for c in inspect(sync).get_columns(table)}
+                        if inspect(sync).has_table(table)
+                        else set()
+                    )
+                )
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+def _down_and_up(url: str) -> None:
+    """0012 (claim holders) downgrades to 0011 without them, then upgrades back to the declared schema."""
+    upgrade(url)
+    assert "holder_id" in _columns(url, "messages")
+    command.downgrade(alembic_config(url), "0011")
+    assert _columns(url, "claim_holders") == set()
+    assert "holder_id" not in _columns(url, "messages") | _columns(url, "webhook_deliveries")
+    assert "lease_until" in _columns(url, "messages")
+    upgrade(url)
+    diff, revision = _diff(url)
+    assert diff == []
+    assert revision == head_revision()
+    assert _columns(url, "claim_holders") == {"id", "label", "started_at", "beat_at"}
+
+
+def test_sqlite_claim_holders_migration_downgrades_and_upgrades(tmp_path: Path) -> None:
+    _down_and_up(f"sqlite:///{tmp_path / 'fresh.db'}")
+
+
+def test_postgresql_claim_holders_migration_downgrades_and_upgrades() -> None:
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV}")
+    # A scratch database: the session's shared one stays at head for the other tests.
+    name = f"rcsgate_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(base, f'CREATE DATABASE "{name}"'))
+    try:
+        _down_and_up(make_url(normalize_database_url(base)).set(database=name).render_as_string(False))
+    finally:
+        asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -1,6 +1,8 @@
 """A worker SIGKILLed between its submit to Google and Google's answer: after the restart the message
 is submitted again under the same messageId, Google (the local RBM) ignores the duplicate, and the
-message ends read with one message at Google and one charge."""
+message ends read with one message at Google and one charge. The killed process's claim is back in
+work within 15 s of the kill (recovery_watch.py), at the default claim lease: the restarted server
+frees it at once (SQLite), or the new worker once the dead one's liveness beat is 12 s old."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 
 from conftest import eventually
 from rbm_local import AGENT_ID, CLIENT_TOKEN, RbmThread
+from recovery_watch import RecoveryWatch
 from test_processes import Proc, cmd, free_port
 
 pytestmark = pytest.mark.slow
@@ -33,7 +36,6 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, st
         RCSGATE_WEBHOOKS_ALLOW_PRIVATE="true",
         RCSGATE_UPSTREAM_TIMEOUT_SECONDS="3",
         RCSGATE_WEBHOOK_TIMEOUT_SECONDS="3",
-        RCSGATE_CLAIM_LEASE_SECONDS="4",
         RCSGATE_CONNECTORS_REFRESH_SECONDS="0.5",
         RCSGATE_JWT_SECRET="crash-test-secret-" + "x" * 40,
     )
@@ -118,8 +120,11 @@ def test_sigkill_between_submit_and_answer_sends_once_and_charges_once(
             what="the submit at Google",
         )
         victim = procs[-1]  # the embedded server, or the worker
+        watch = RecoveryWatch(env["RCSGATE_DATABASE_URL"])
+        killed_at = time.monotonic()
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(timeout=10)
+        watch.killed(victim.proc.pid, killed_at)
         [entry] = _journal(rbm)
         assert entry["answered"] == 0, "the kill must land before Google's answer"
         # (In scaled mode the API process lives on and may apply Google's events meanwhile: a
@@ -137,6 +142,8 @@ def test_sigkill_between_submit_and_answer_sends_once_and_charges_once(
             return m if m["status"] == "read" else None
 
         message = eventually(final, timeout=40, what="the message read after the restart", interval=0.2)
+        watch.wait_all(timeout=20)
+        watch.check("sqlite, serve" if embedded else "postgresql, api + worker")
         assert message["amount"]["value"] == "0.0200000"
         [entry] = _journal(rbm)
         assert entry["accepted"] and entry["outcome"] == "read"

@@ -6,8 +6,9 @@
    `rcsgate serve`) restarts the server; scaled mode (PostgreSQL, `rcsgate api` and two
    `rcsgate worker`) kills the worker holding the SMPP lock, and the other takes the binds over
    without a restart. At the end, from the database and the SMSC's stats: every SMS delivered once,
-   charged once, no receipt lost, and the duplicate submits the SMSC saw at most the window per kill
-   (printed: run with -s to see them).
+   charged once, no receipt lost, the duplicate submits the SMSC saw at most the window per kill,
+   and the killed process's claims back in work within 15 s of the kill (recovery_watch.py; at the
+   default claim lease and liveness settings). Printed: run with -s to see them.
 2. Two SMSCs behind one route (`first`, then `second`); the first dies mid-run: every message ends
    delivered, those the first had not accepted went to the second, none it accepted was sent again.
 
@@ -42,6 +43,7 @@ from rcsgate.config import normalize_database_url
 from rcsgate.services import accounts, connectors
 from rcsgate.services.demo import ensure_demo
 from rcsgate.store.db import Database
+from recovery_watch import RecoveryWatch
 from smpp_local import SmscThread
 from test_processes import Proc, free_port
 
@@ -53,7 +55,6 @@ PG_ENV = "RCSGATE_TEST_DATABASE_URL"
 RECIPIENTS = 5000
 FAILOVER_RECIPIENTS = 500
 WINDOW = 10
-LEASE_SECONDS = 4
 # submit_sm_resp come this late: while SMS flow a full window is outstanding at the SMSC, so a kill
 # finds up to a window of parts the SMSC took whose answers die with the process.
 SMSC_LATENCY_MS = 20
@@ -186,8 +187,8 @@ def _env(tmp: Path, database_url: str) -> dict[str, str]:
         RCSGATE_VAR_DIR=str(tmp / "var"),
         RCSGATE_PORT=str(free_port()),
         RCSGATE_JWT_SECRET="smpp-crash-test-secret-" + "x" * 40,
-        # Lapsed claims come back quickly after a kill; the lease must outlast the calls' timeouts.
-        RCSGATE_CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
+        # The claim lease (60 s) and the liveness threshold (12 s here) at their defaults: a killed
+        # process's claims come back when its beat stops (dispatch/liveness.py).
         RCSGATE_UPSTREAM_TIMEOUT_SECONDS="3",
         RCSGATE_WEBHOOK_TIMEOUT_SECONDS="3",
         RCSGATE_CONNECTORS_REFRESH_SECONDS="0.5",
@@ -396,9 +397,15 @@ def test_killing_the_bind_holder_mid_flow_keeps_every_promise(cluster: Cluster) 
         interval=0.05,
     )
     in_flight = _poll(lambda: _sms_claimed(c.url), what="SMS claimed at the kill", timeout=30, interval=0.02)
+    watch = RecoveryWatch(c.url)
+    # Counted before the kill: the other worker may take the binds over at once.
+    [survivor] = [w for w in workers if w is not holder] or [holder]
+    before = _log_count(survivor, "smpp_binds_taken")
+    killed_at = time.monotonic()
     c.kill(holder)
     phases["kill"] = time.monotonic() - started_at
     at_kill = smsc.stats()  # what the SMSC had taken when the bind died (the file lags 0.2 s)
+    watch.killed(holder.proc.pid, killed_at)
     assert at_kill["submits"] < RECIPIENTS, f"the kill landed after the last SMS: {at_kill}"
 
     replacement = None
@@ -406,8 +413,6 @@ def test_killing_the_bind_holder_mid_flow_keeps_every_promise(cluster: Cluster) 
         holder = c.start("serve")
         holder.wait_ready()
     else:
-        [survivor] = [w for w in workers if w is not holder]
-        before = _log_count(survivor, "smpp_binds_taken")
         # The other worker takes the lock over at its next refresh, without a restart.
         _poll(
             lambda: _log_count(survivor, "smpp_binds_taken") > before,
@@ -418,10 +423,13 @@ def test_killing_the_bind_holder_mid_flow_keeps_every_promise(cluster: Cluster) 
         replacement = c.start("worker")
     phases["taken over"] = time.monotonic() - started_at
 
+    watch.wait_all(timeout=60)
     _poll(lambda: _settled(c.url, RECIPIENTS), what="every SMS delivered", timeout=240, interval=0.5)
     phases["settled"] = time.monotonic() - started_at
+    # The stats file is rewritten every 0.2 s: a copy from before the last submits (all receipts
+    # acknowledged so far, the last SMS not yet taken) can be read after the database settled.
     stats = _poll(
-        lambda: s if (s := smsc.stats())["pending_receipts"] == 0 else None,
+        lambda: s if (s := smsc.stats())["pending_receipts"] == 0 and s["submits"] >= RECIPIENTS else None,
         what="every receipt acknowledged",
         timeout=60,
     )
@@ -460,6 +468,7 @@ def test_killing_the_bind_holder_mid_flow_keeps_every_promise(cluster: Cluster) 
     # the history still gets `sent`, and the message its upstream.
     skipped = _skipped_sent(c.url, sms, "smsc1")
     assert not skipped, f"SMS without a `sent` step or upstream: {skipped[:10]} ({len(skipped)})"
+    watch.check(engine)
 
 
 # --------------------------------------------------------------------------- 2. failover

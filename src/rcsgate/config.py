@@ -17,6 +17,11 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Claim holders' liveness (dispatch/liveness.py): the dead threshold's floor when unset, and the
+# least room it must leave beyond the longest call (one beat interval and the margin).
+DEFAULT_DEAD_SECONDS = 12.0
+HOLDER_ROOM_SECONDS = 2.0
+
 
 class ConfigError(RuntimeError):
     """The configuration cannot work; the message says which setting to fix."""
@@ -69,9 +74,13 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=0.05, gt=0)
     # Idle loops look less and less often, up to this (work announced by a wake-up is taken at once).
     worker_idle_poll_seconds: float = Field(default=1.0, gt=0)
-    # How long a worker's claim on a message or webhook lasts; a dead worker's claims are taken over
-    # after it. Longer than any one upstream submit or webhook attempt (checked below).
+    # The longest a claim on a message lasts (on a webhook: twice that), whatever its holder: the
+    # backstop behind liveness (below). Longer than any one upstream submit or webhook attempt.
     claim_lease_seconds: float = Field(default=60.0, ge=1)
+    # A process whose liveness beat is older than this is dead: its claims are freed at once
+    # (dispatch/liveness.py). Unset: the longest call timeout + 3 s, at least 12 s. A living process
+    # starts no call unless its last beat is younger than this minus the call's timeout minus 1 s.
+    claim_holder_dead_seconds: float | None = Field(default=None, gt=0)
     # Upstream over HTTP: the simulator service (`rcsgate simulator`) instead of the embedded one.
     upstream_url: str | None = None
     # Signs the reports the service pushes to /api/upstream/simulator/events; API processes need it.
@@ -146,13 +155,36 @@ class Settings(BaseSettings):
     def _lease_outlasts_calls(self) -> Settings:
         # A claim lapsing while its worker still waits for an answer would let a second worker
         # submit the same message (or post the same webhook) in parallel.
-        longest = max(self.upstream_timeout_seconds, self.webhook_timeout_seconds)
+        longest = self._longest_call
         if self.claim_lease_seconds <= longest:
             raise ValueError(
                 "RCSGATE_CLAIM_LEASE_SECONDS must be longer than RCSGATE_UPSTREAM_TIMEOUT_SECONDS "
                 "and RCSGATE_WEBHOOK_TIMEOUT_SECONDS"
             )
         return self
+
+    @model_validator(mode="after")
+    def _dead_outlasts_calls(self) -> Settings:
+        # A holder starts a call only while its last beat is younger than the threshold minus the
+        # call's timeout minus a second's margin; with beats every second it needs two seconds of room.
+        dead = self.claim_holder_dead_seconds
+        if dead is not None and dead < self._longest_call + HOLDER_ROOM_SECONDS:
+            raise ValueError(
+                f"RCSGATE_CLAIM_HOLDER_DEAD_SECONDS must be at least {HOLDER_ROOM_SECONDS:g} s longer than "
+                "RCSGATE_UPSTREAM_TIMEOUT_SECONDS and RCSGATE_WEBHOOK_TIMEOUT_SECONDS"
+            )
+        return self
+
+    @property
+    def _longest_call(self) -> float:
+        return max(self.upstream_timeout_seconds, self.webhook_timeout_seconds)
+
+    @property
+    def holder_dead_seconds(self) -> float:
+        """RCSGATE_CLAIM_HOLDER_DEAD_SECONDS, or its default for the configured timeouts."""
+        if self.claim_holder_dead_seconds is not None:
+            return self.claim_holder_dead_seconds
+        return max(DEFAULT_DEAD_SECONDS, self._longest_call + HOLDER_ROOM_SECONDS + 1)
 
     @field_validator("log_level")
     @classmethod

@@ -74,7 +74,9 @@ def create_app(
         )
         app.state.ctx = ctx
         runtime = (
-            Runtime.build(settings=settings, db=db, clock=clock, signals=ctx.signals) if run_workers else None
+            Runtime.build(settings=settings, db=db, clock=clock, signals=ctx.signals, role="serve")
+            if run_workers
+            else None
         )
         loops = runtime.loops() if runtime is not None else [("notify", ctx.signals.notify_loop)]
         app.state.metrics = Exporter(

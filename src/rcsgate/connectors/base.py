@@ -35,6 +35,10 @@ class OutboundMessage:
     # claimed, this claim included: above 1, an earlier submit may have reached the upstream.
     account_id: int | None = None
     attempts: int = 1
+    # Whether the claim may still be written upstream now: False once this process's liveness beat
+    # is too old (dispatch/liveness.py), when another may take the claim over. Connectors that wait
+    # before writing (SMPP's window) ask right before the write; None: always.
+    may_write: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

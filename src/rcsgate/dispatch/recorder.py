@@ -12,7 +12,7 @@ reports of a batch come in right after its answers, and written together each me
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from rcsgate.clock import Clock
@@ -34,9 +34,14 @@ class _Part:
 
 
 class Recorder:
-    def __init__(self, db: Database, clock: Clock, *, max_batch: int = 1000) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, *, max_batch: int = 1000, mine: Collection[int] | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
+        # This process's claim holder ids (dispatching.record): answers for claims taken over since
+        # by another holder are not recorded.
+        self.mine = mine
         # Messages' worth of answers and reports per transaction, at most (a single part may exceed it).
         self.max_batch = max_batch
         self._queue: list[_Part] = []
@@ -65,6 +70,7 @@ class Recorder:
                     self.clock,
                     outcomes=[o for part in batch for o in part.outcomes],
                     reports=[r for part in batch for r in part.reports],
+                    mine=self.mine,
                 )
             except BaseException as exc:
                 for part in batch:

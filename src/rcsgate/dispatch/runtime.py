@@ -13,6 +13,7 @@ from rcsgate.connectors.base import Connector
 from rcsgate.connectors.registry import Builder, ConnectorRegistry
 from rcsgate.connectors.simulator import SimulatorConnector
 from rcsgate.dispatch.dispatcher import Dispatcher
+from rcsgate.dispatch.liveness import ClaimHolder, process_label
 from rcsgate.dispatch.runner import Loop
 from rcsgate.domain.backoff import parse_schedule
 from rcsgate.domain.records import ConnectorRecord
@@ -106,6 +107,7 @@ class Runtime:
     db: Database
     clock: Clock
     signals: Signals
+    holder: ClaimHolder
 
     @classmethod
     def build(
@@ -115,9 +117,14 @@ class Runtime:
         db: Database,
         clock: Clock,
         signals: Signals,
+        role: str = "worker",
     ) -> Runtime:
         # The dispatcher sets it after writing outbox rows: the sender need not wait for its poll.
         webhooks_wake = asyncio.Event()
+        # One liveness row for the process: its dispatcher's and webhook sender's claims carry it.
+        holder = ClaimHolder(
+            db=db, clock=clock, dead_seconds=settings.holder_dead_seconds, label=process_label(role)
+        )
         connectors = ConnectorRegistry(
             db=db,
             default=build_connector(settings, clock),
@@ -134,6 +141,12 @@ class Runtime:
             poll_seconds=settings.worker_poll_seconds,
             idle_seconds=settings.worker_idle_poll_seconds,
             lease_seconds=settings.claim_lease_seconds,
+            holder=holder,
+            dead_seconds=settings.holder_dead_seconds,
+            call_seconds=settings.upstream_timeout_seconds,
+            # One process works on an SQLite database (the lock on <database>.lock, cli/startup.py):
+            # any other holder there is a predecessor that died, its claims free at once.
+            exclusive=settings.embedded,
         )
         webhooks = WebhookSender(
             db=db,
@@ -146,6 +159,7 @@ class Runtime:
             # Twice the message lease: deliveries wait behind a slow receiver's slots for a while.
             lease_seconds=2 * settings.claim_lease_seconds,
             wake=webhooks_wake,
+            holder=holder,
         )
         return cls(
             connectors=connectors,
@@ -155,6 +169,7 @@ class Runtime:
             db=db,
             clock=clock,
             signals=signals,
+            holder=holder,
         )
 
     async def _upstream(self, stop: asyncio.Event) -> None:
@@ -196,6 +211,7 @@ class Runtime:
 
     def loops(self) -> list[tuple[str, Loop]]:
         return [
+            ("claim-holder", self.holder.run),
             ("upstream", self._upstream),
             ("dispatch-send", self.dispatcher.send_loop),
             ("dispatch-sweep", self.dispatcher.sweep_loop),

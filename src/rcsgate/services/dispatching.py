@@ -31,9 +31,10 @@ from rcsgate.connectors.base import (
 from rcsgate.domain.backoff import exponential_delay
 from rcsgate.services.campaigns import pause_for_funds
 from rcsgate.services.lifecycle import Moves, Msg, SmsPlan, unit_of_work
+from rcsgate.store import holders, pipeline
 from rcsgate.store import messages as store
-from rcsgate.store import pipeline
 from rcsgate.store import senders as sender_store
+from rcsgate.store import webhooks as webhook_store
 from rcsgate.store.db import Database
 
 
@@ -60,11 +61,18 @@ def outbound(row: Row[Any], contents: dict[str, Any] | None = None) -> OutboundM
 
 
 async def claim(
-    db: Database, clock: Clock, *, limit: int, lease_seconds: float, sms: bool = True
+    db: Database,
+    clock: Clock,
+    *,
+    limit: int,
+    lease_seconds: float,
+    sms: bool = True,
+    holder: int | None = None,
 ) -> list[OutboundMessage]:
-    """Take due messages for sending. Campaign messages get their money reserved here; one that cannot
-    be covered pauses its campaign (its messages wait, they do not fail). Agents' send rates hold across
-    all workers because the bucket is a row updated in this same transaction."""
+    """Take due messages for sending, claimed by ``holder`` (dispatch/liveness.py). Campaign messages
+    get their money reserved here; one that cannot be covered pauses its campaign (its messages wait,
+    they do not fail). Agents' send rates hold across all workers because the bucket is a row updated
+    in this same transaction."""
     now = clock.now()
     lock = not db.is_sqlite
     async with db.write() as conn:
@@ -84,14 +92,14 @@ async def claim(
                 allowance[row.agent_id] -= 1
             wanted.setdefault(row.account_id, []).append((row, _to_reserve(row)))
         lease_until = now + timedelta(seconds=lease_seconds)
-        rows = await _claim_covered(conn, wanted, now=now, lease_until=lease_until)
+        rows = await _claim_covered(conn, wanted, now=now, lease_until=lease_until, holder=holder)
         if rows is None:
             chosen: list[int] = []
             amounts: dict[int, int] = {}
             for account_id, items in wanted.items():
                 chosen += await _reserve(conn, account_id, items, amounts, now=now, lock=lock)
             rows = await pipeline.mark_sending(
-                conn, ids=chosen, now=now, lease_until=lease_until, reserve=amounts
+                conn, ids=chosen, now=now, lease_until=lease_until, reserve=amounts, holder=holder
             )
     contents: dict[str, Any] = {}
     return [outbound(r, contents) for r in rows]
@@ -103,6 +111,7 @@ async def _claim_covered(
     *,
     now: datetime,
     lease_until: datetime,
+    holder: int | None,
 ) -> list[Row[Any]] | None:
     """The usual case: every account covers all its messages. Claim them all, then reserve with one
     conditional UPDATE per account as the last statements, so an account row is locked (PostgreSQL)
@@ -115,6 +124,7 @@ async def _claim_covered(
         now=now,
         lease_until=lease_until,
         reserve=amounts,
+        holder=holder,
     )
     for account_id, items in wanted.items():
         held = [(row.id, amount) for row, amount in items if amount]
@@ -189,12 +199,17 @@ async def record(
     *,
     outcomes: Sequence[Outcome] = (),
     reports: Sequence[Report] = (),
+    mine: Collection[int] | None = None,
 ) -> Applied:
     """Record what the upstreams said, in one transaction: their answers to submits, then their reports.
     A message's steps become one compare-and-set (lifecycle.Moves), so a submit answered at once
-    whose delivery and read reports came along is one write of the message, not three."""
+    whose delivery and read reports came along is one write of the message, not three. With
+    ``mine`` (the caller's claim holder ids), answers to claims another holder has taken over since
+    are left out."""
     async with db.write() as conn:
-        return await record_in(conn, clock, outcomes=outcomes, reports=reports, lock=not db.is_sqlite)
+        return await record_in(
+            conn, clock, outcomes=outcomes, reports=reports, lock=not db.is_sqlite, mine=mine
+        )
 
 
 async def record_in(
@@ -204,6 +219,7 @@ async def record_in(
     outcomes: Sequence[Outcome] = (),
     reports: Sequence[Report] = (),
     lock: bool,
+    mine: Collection[int] | None = None,
 ) -> Applied:
     """``record`` inside the caller's transaction."""
     now = clock.now()
@@ -217,6 +233,8 @@ async def record_in(
             msg = rows.get(message.message_id)
             if msg is None or msg.status != "sending":
                 continue  # a report got there first, or the claim lapsed and another worker owns it
+            if mine is not None and msg.holder_id is not None and msg.holder_id not in mine:
+                continue  # this process was taken for dead and another holder claimed the message
             rows[msg.id] = await _record_one(moves, msg, result, name, now)
         for report in reports:
             msg = rows.get(report.message_id)
@@ -329,13 +347,24 @@ class Revocation:
 
 
 async def claim_revocations(
-    db: Database, clock: Clock, *, revoking: Collection[str], lease_seconds: float, limit: int = 200
+    db: Database,
+    clock: Clock,
+    *,
+    revoking: Collection[str],
+    lease_seconds: float,
+    limit: int = 200,
+    holder: int | None = None,
 ) -> list[Revocation]:
     """Sent messages past their validity whose upstream must withdraw them before they expire."""
     now = clock.now()
     async with db.write() as conn:
         rows = await store.claim_for_revocation(
-            conn, now=now, lease_until=now + timedelta(seconds=lease_seconds), limit=limit, revoking=revoking
+            conn,
+            now=now,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            limit=limit,
+            revoking=revoking,
+            holder=holder,
         )
     contents: dict[str, Any] = {}
     return [Revocation(outbound(r, contents), r.upstream) for r in rows]
@@ -385,6 +414,51 @@ async def reclaim_lapsed(db: Database, clock: Clock, *, limit: int = 500) -> int
     now = clock.now()
     async with db.write() as conn:
         return await pipeline.reclaim_lapsed(conn, now=now, limit=limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    holders: int  # dead holders forgotten
+    messages: int  # messages back to `accepted`
+    revocations: int  # revokes that may be claimed again
+    webhooks: int  # deliveries due again
+    # When the first of the other holders will be dead if it beats no more (None: there is none), so
+    # that the sweep can look right then rather than up to an idle wait later.
+    next_death: datetime | None = None
+
+
+async def reclaim_dead(
+    db: Database,
+    clock: Clock,
+    *,
+    dead_seconds: float,
+    alive: Collection[int] = (),
+    all_others: bool = False,
+) -> Reaped:
+    """Claims of holders whose last beat is older than ``dead_seconds`` (dispatch/liveness.py), or of
+    every holder but ``alive`` with ``all_others`` (embedded mode: one process owns an SQLite
+    database's work, so any other holder is a dead predecessor): messages back to `accepted` with
+    their events, revokes and webhook deliveries claimable again at once; the holders' rows deleted,
+    so a holder that was only slow learns at its next beat that its claims are gone. A read first:
+    nearly always nobody is dead, and then no write transaction is opened."""
+    now = clock.now()
+    before = now - timedelta(seconds=dead_seconds)
+    async with db.read() as conn:
+        others = [(hid, beat) for hid, beat in await holders.beats(conn) if hid not in alive]
+    dead = [hid for hid, beat in others if all_others or beat < before]
+    if not dead:
+        last = min((beat for _, beat in others), default=None)
+        return Reaped(0, 0, 0, 0, None if last is None else last + timedelta(seconds=dead_seconds))
+    async with db.write() as conn:
+        # Deleted first and by the same condition: a beat that committed since the read keeps its
+        # holder, and one not yet committed finds its row gone (the holder then stops its calls).
+        dead = await holders.remove_dead(conn, beat_before=before, alive=alive, all_others=all_others)
+        return Reaped(
+            len(dead),
+            await pipeline.reclaim_of_holders(conn, holders=dead, now=now),
+            await store.free_revocations(conn, holders=dead, now=now),
+            await webhook_store.free_claims(conn, holders=dead, now=now),
+        )
 
 
 async def owed_reports(db: Database, *, upstream: str) -> list[tuple[OutboundMessage, bool, datetime]]:

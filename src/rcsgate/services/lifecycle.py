@@ -256,6 +256,10 @@ async def _plan(
         values.setdefault("due_at", None)
         values.setdefault("lease_until", None)
         values.setdefault("finished_at", now)
+    if "lease_until" in values and values["lease_until"] is None:
+        # The claim ends with the move: its holder must not stay named, or the reaper would free a
+        # later claim made without one (an older version's, during a rolling upgrade) if it died.
+        values.setdefault("holder_id", None)
     if new == "delivered":
         values.setdefault("delivered_at", now)
         if msg.sent_at is None:

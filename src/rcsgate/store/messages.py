@@ -7,7 +7,7 @@ claim, ``mark_sending``) for a batch.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -85,7 +85,13 @@ async def due_for_expiry(
 
 
 async def claim_for_revocation(
-    conn: AsyncConnection, *, now: datetime, lease_until: datetime, limit: int, revoking: Collection[str]
+    conn: AsyncConnection,
+    *,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    revoking: Collection[str],
+    holder: int | None = None,
 ) -> list[Row[Any]]:
     """Sent messages of upstreams in ``revoking`` past their validity, not already being withdrawn
     (their lease, set here, keeps another sweep away until the revoke's answer is recorded)."""
@@ -108,7 +114,7 @@ async def claim_for_revocation(
     result = await conn.execute(
         update(messages)
         .where(messages.c.id.in_(ids), messages.c.status == "sent")
-        .values(lease_until=lease_until)
+        .values(lease_until=lease_until, holder_id=holder)
         .returning(*OUTBOUND_COLUMNS, messages.c.upstream)
     )
     return list(result)
@@ -139,12 +145,30 @@ async def events_of(conn: AsyncConnection, message_id: int) -> list[Row[Any]]:
 
 
 async def hold(conn: AsyncConnection, message_id: int, *, until: datetime) -> None:
-    """Keep the sweep away from a sent message until ``until`` (a revoke to retry or answered)."""
+    """Keep the sweep away from a sent message until ``until`` (a revoke to retry or answered). No
+    holder any more: this wait is no process's claim, and outlives the one that set it."""
     await conn.execute(
         update(messages)
         .where(messages.c.id == message_id, messages.c.status == "sent")
-        .values(lease_until=until)
+        .values(lease_until=until, holder_id=None)
     )
+
+
+async def free_revocations(conn: AsyncConnection, *, holders: Sequence[int], now: datetime) -> int:
+    """Revokes claimed by dead ``holders`` may be claimed again at once. Reads the `sent` rows (the
+    status index), which only happens after a holder died."""
+    if not holders:
+        return 0
+    result = await conn.execute(
+        update(messages)
+        .where(
+            messages.c.status == "sent",
+            in_values(conn, messages.c.holder_id, holders),
+            messages.c.lease_until > now,
+        )
+        .values(lease_until=None, holder_id=None)
+    )
+    return int(result.rowcount or 0)
 
 
 async def owed_reports(conn: AsyncConnection, *, upstream: str) -> list[Row[Any]]:

@@ -135,10 +135,11 @@ async def mark_sending(
     now: datetime,
     lease_until: datetime,
     reserve: Mapping[int, int] | None = None,
+    holder: int | None = None,
 ) -> list[Row[Any]]:
-    """Claim `accepted` messages (compare-and-set) with their events, adding ``reserve``'s amounts to
-    what the messages hold (their funds reserved on the account by ``reserve_funds`` in the same
-    transaction); returns what a submit needs."""
+    """Claim `accepted` messages (compare-and-set) for ``holder`` (dispatch/liveness.py) with their
+    events, adding ``reserve``'s amounts to what the messages hold (their funds reserved on the
+    account by ``reserve_funds`` in the same transaction); returns what a submit needs."""
     if not ids:
         return []
     amounts = reserve or {}
@@ -147,14 +148,24 @@ async def mark_sending(
         # a message writes a new row version and an entry in each of its indexes.
         claimed = await conn.execute(
             _PG_CLAIM,
-            {"lease": lease_until, "ids": ids, "amounts": [amounts.get(mid, 0) for mid in ids]},
+            {
+                "lease": lease_until,
+                "holder": holder,
+                "ids": ids,
+                "amounts": [amounts.get(mid, 0) for mid in ids],
+            },
         )
         rows = list(claimed)
     else:
         claimed = await conn.execute(
             update(messages)
             .where(messages.c.id.in_(ids), messages.c.status == "accepted")
-            .values(status="sending", lease_until=lease_until, attempts=messages.c.attempts + 1)
+            .values(
+                status="sending",
+                lease_until=lease_until,
+                holder_id=holder,
+                attempts=messages.c.attempts + 1,
+            )
             .returning(*OUTBOUND_COLUMNS)
         )
         rows = list(claimed)
@@ -169,14 +180,18 @@ async def mark_sending(
 
 _PG_CLAIM = (
     text(
-        "UPDATE messages AS m SET status = 'sending', lease_until = :lease, attempts = m.attempts + 1, "
+        "UPDATE messages AS m SET status = 'sending', lease_until = :lease, holder_id = :holder, "
+        "attempts = m.attempts + 1, "
         "reserved = m.reserved + v.amount "
         "FROM unnest(CAST(:ids AS BIGINT[]), CAST(:amounts AS BIGINT[])) AS v(id, amount) "
         "WHERE m.id = v.id AND m.status = 'accepted' "
         "RETURNING m.id, m.type, m.phone, m.sender, m.content, m.expires_at, m.agent_id, m.account_id, "
         "m.attempts"
     )
-    .bindparams(bindparam("lease", type_=messages.c.lease_until.type))
+    .bindparams(
+        bindparam("lease", type_=messages.c.lease_until.type),
+        bindparam("holder", type_=messages.c.holder_id.type),
+    )
     .columns(*OUTBOUND_COLUMNS)
 )
 
@@ -252,11 +267,27 @@ async def reclaim_lapsed(conn: AsyncConnection, *, now: datetime, limit: int) ->
             messages.c.status == "sending",
             messages.c.lease_until <= now,
         )
-        .values(status="accepted", due_at=now, lease_until=None)
+        .values(status="accepted", due_at=now, lease_until=None, holder_id=None)
         .returning(messages.c.id)
     )
     moved = sorted(int(r.id) for r in result)
     await _events(conn, moved, old="sending", new="accepted", at=now, detail="lease lapsed")
+    return len(moved)
+
+
+async def reclaim_of_holders(conn: AsyncConnection, *, holders: Sequence[int], now: datetime) -> int:
+    """Messages claimed for sending by dead ``holders`` go back to `accepted`, due now, with their
+    events. Reads the `sending` rows only (the status index): no index on holder_id is needed."""
+    if not holders:
+        return 0
+    result = await conn.execute(
+        update(messages)
+        .where(messages.c.status == "sending", bulk.in_values(conn, messages.c.holder_id, holders))
+        .values(status="accepted", due_at=now, lease_until=None, holder_id=None)
+        .returning(messages.c.id)
+    )
+    moved = sorted(int(r.id) for r in result)
+    await _events(conn, moved, old="sending", new="accepted", at=now, detail="claim holder died")
     return len(moved)
 
 

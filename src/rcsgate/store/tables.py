@@ -284,6 +284,23 @@ stop_list = Table(
     CheckConstraint("type IN ('sms', 'rcs', 'viber', 'whatsapp')", name="type"),
 )
 
+# The processes that claim work (dispatchers, webhook senders), each beating its row every second or
+# so while it lives. A holder whose beat is older than the dead threshold is dead: the sweep leader
+# frees its claims and deletes its row (services/dispatching.reclaim_dead). No foreign keys point
+# here: claims name their holder in an unindexed column, and a deleted holder's claims are free.
+claim_holders = Table(
+    "claim_holders",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    # host:pid and the command, for operators reading the table.
+    Column("label", String(200), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("beat_at", UtcDateTime, nullable=False),
+    # Ids never come back (SQLite would otherwise reuse a deleted highest id): a claim left with a
+    # dead holder's id must not pass for a new holder's.
+    sqlite_autoincrement=True,
+)
+
 messages = Table(
     "messages",
     metadata,
@@ -321,6 +338,11 @@ messages = Table(
     # When a worker must next act (send, retry, expire); null when nothing is pending.
     Column("due_at", UtcDateTime, nullable=True),
     Column("lease_until", UtcDateTime, nullable=True),
+    # The claim_holders row of the process that claimed the message (for sending or for a revoke):
+    # the reaper frees the claims of a holder that stopped beating. Not indexed: the claiming UPDATE
+    # writes no index entry more (nor would a move that only clears it); the reaper finds the few
+    # claimed rows through the status index.
+    Column("holder_id", BigInteger, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("upstream", String(20), nullable=True),
     Column("upstream_id", String(64), nullable=True),
@@ -394,6 +416,9 @@ webhook_deliveries = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UtcDateTime, nullable=True),
     Column("lease_until", UtcDateTime, nullable=True),
+    # The claim_holders row of the sender that claimed the delivery (null once it is recorded), as
+    # on messages: unindexed.
+    Column("holder_id", BigInteger, nullable=True),
     Column("last_status_code", Integer, nullable=True),
     Column("last_error", String(500), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),

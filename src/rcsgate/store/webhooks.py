@@ -17,7 +17,16 @@ from rcsgate.store.tables import accounts, webhook_deliveries
 _CHUNK = 5000
 _w = webhook_deliveries.c
 # What a delivery attempt needs.
-_SENT_COLUMNS = (_w.id, _w.account_id, _w.message_id, _w.url, _w.body, _w.webhook_id, _w.attempts)
+_SENT_COLUMNS = (
+    _w.id,
+    _w.account_id,
+    _w.message_id,
+    _w.url,
+    _w.body,
+    _w.webhook_id,
+    _w.attempts,
+    _w.holder_id,
+)
 # Written as the literal of the partial indexes' condition (tables.webhook_deliveries): with a bound
 # parameter instead, neither SQLite nor a generic PostgreSQL plan could prove the index applies.
 PENDING = _w.status == literal_column("'pending'")
@@ -35,6 +44,7 @@ async def claim_chains(
     lease_until: datetime,
     limit: int,
     skip_locked: bool,
+    holder: int | None = None,
 ) -> tuple[list[list[Row[Any]]], dict[int, str]]:
     """Take due pending deliveries as chains: each chain is the oldest pending delivery of a message
     followed by that message's later pending ones, in creation order, to be posted one after the
@@ -45,7 +55,8 @@ async def claim_chains(
     Which delivery is a message's oldest is decided here from the message's pending rows rather than
     by a correlated subquery, whose plan PostgreSQL gets badly wrong while the outbox grows faster
     than its statistics. Pushing next_attempt_at to the lease end keeps other senders off while this
-    one works; a sender that dies leaves them to be taken again when the lease ends."""
+    one works; a sender that dies leaves them to be taken again when the reaper finds its ``holder``
+    dead (free_claims), or at the latest when the lease ends."""
     # Due deliveries in the order of the pending-due index; some wait behind an older delivery of
     # their message, so look at more than the limit.
     candidates = list(
@@ -79,7 +90,7 @@ async def claim_chains(
     result = await conn.execute(
         update(webhook_deliveries)
         .where(in_values(conn, _w.id, [i for chain in chains for i in chain]), NOT_SETTLED)
-        .values(next_attempt_at=lease_until, attempts=_w.attempts + 1)
+        .values(next_attempt_at=lease_until, attempts=_w.attempts + 1, holder_id=holder)
         .returning(*_SENT_COLUMNS)
     )
     rows = {int(r.id): r for r in result}
@@ -189,15 +200,34 @@ async def mark_delivered(
             )
 
 
-async def release(conn: AsyncConnection, *, ids: Sequence[int], now: datetime) -> None:
-    """Deliveries claimed but not attempted (one before them in their chain was not delivered): due
-    again, their claim's attempt not counted. They stay behind the older one still pending."""
+async def release(
+    conn: AsyncConnection, *, ids: Sequence[int], now: datetime, holder: int | None = None
+) -> None:
+    """Deliveries claimed by ``holder`` but not attempted (one before them in their chain was not
+    delivered, or the holder's beat was too old to post): due again, their claim's attempt not
+    counted. They stay behind the older one still pending. One the reaper already freed (another
+    sender may hold it now) is left alone."""
     if ids:
+        held = _w.holder_id.is_(None) if holder is None else _w.holder_id == holder
         await conn.execute(
             update(webhook_deliveries)
-            .where(in_values(conn, _w.id, ids), NOT_SETTLED)
-            .values(next_attempt_at=now, attempts=_w.attempts - 1)
+            .where(in_values(conn, _w.id, ids), NOT_SETTLED, held)
+            .values(next_attempt_at=now, attempts=_w.attempts - 1, holder_id=None)
         )
+
+
+async def free_claims(conn: AsyncConnection, *, holders: Sequence[int], now: datetime) -> int:
+    """Deliveries claimed by dead ``holders``: due again at once (their attempt counted: the POST may
+    have reached the receiver). Reads the pending rows whose next attempt is still ahead, through
+    the pending index; this only happens after a holder died."""
+    if not holders:
+        return 0
+    result = await conn.execute(
+        update(webhook_deliveries)
+        .where(PENDING, _w.next_attempt_at > now, in_values(conn, _w.holder_id, holders))
+        .values(next_attempt_at=now, holder_id=None)
+    )
+    return int(result.rowcount or 0)
 
 
 async def mark_retry(
@@ -211,7 +241,9 @@ async def mark_retry(
     await conn.execute(
         update(webhook_deliveries)
         .where(_w.id == delivery_id)
-        .values(last_status_code=status_code, last_error=error, next_attempt_at=next_attempt_at)
+        .values(
+            last_status_code=status_code, last_error=error, next_attempt_at=next_attempt_at, holder_id=None
+        )
     )
 
 

@@ -28,7 +28,7 @@ import random
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -42,6 +42,9 @@ from rcsgate.store.db import Database, after_commit, is_storage_full
 from rcsgate.webhooks.http_client import WebhookClient
 from rcsgate.webhooks.http_delivery import DeliveryResult, make_client, post_webhook, receiver_key
 from rcsgate.webhooks.signing import signed_headers
+
+if TYPE_CHECKING:
+    from rcsgate.dispatch.liveness import ClaimHolder
 
 log = get_logger("rcsgate.webhooks")
 
@@ -73,6 +76,7 @@ class WebhookSender:
         lease_seconds: float = 120.0,
         stop_seconds: float = 5.0,
         wake: asyncio.Event | None = None,
+        holder: ClaimHolder | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -90,6 +94,9 @@ class WebhookSender:
         # posts are in flight: one transaction then records and claims many.
         self.linger_seconds = linger_seconds
         self.lease_seconds = lease_seconds
+        # This process's liveness (dispatch/liveness.py): claims carry its id, and no POST starts
+        # unless it is fresh for the timeout. None: claims only their leases free.
+        self.holder = holder
         # How long a graceful stop waits for posts on the wire (see the module docstring).
         self.stop_seconds = stop_seconds
         # Set when deliveries may have become due (new outbox rows); outcomes wake the loop too.
@@ -159,10 +166,18 @@ class WebhookSender:
         outcomes, self._outcomes = self._outcomes, []
         room = self.max_in_flight - self._in_flight + len(outcomes)
         limit = 0 if stopping or room < self.batch_size // 4 else min(self.batch_size, room)
+        holder_id = self._holder_id() if limit else None
+        if holder_id is False:
+            # Not registered, or beats failing: claim nothing that could not be posted.
+            limit = 0
+            holder_id = None
+            if not outcomes:
+                await _wait_any(stop, seconds=max(self.poll_seconds, 0.2))
+                return
         if not outcomes and not limit:
             return
         try:
-            chains, secrets = await self._record_and_claim(outcomes, limit)
+            chains, secrets = await self._record_and_claim(outcomes, limit, holder_id)
         except Exception as exc:
             # The database is away: keep the outcomes and try again shortly (a lease that ends
             # meanwhile only means a duplicate POST, never a lost one).
@@ -198,7 +213,16 @@ class WebhookSender:
         if len(chains) and limit and sum(len(c) for c in chains) >= limit:
             self.wake.set()  # a full batch: more may be due at once
 
-    async def _record_and_claim(self, outcomes: list[Outcome], limit: int) -> Chains:
+    def _holder_id(self) -> int | Literal[False] | None:
+        """The id to claim under (None without a holder), or False when nothing should be claimed now."""
+        if self.holder is None:
+            return None
+        holder_id = self.holder.id
+        if holder_id is None or not self.holder.fresh(holder_id, self.timeout_seconds):
+            return False
+        return holder_id
+
+    async def _record_and_claim(self, outcomes: list[Outcome], limit: int, holder_id: int | None) -> Chains:
         now = self.clock.now()
         async with self.db.write() as conn:
             if outcomes:
@@ -211,6 +235,7 @@ class WebhookSender:
                 lease_until=now + timedelta(seconds=self.lease_seconds),
                 limit=limit,
                 skip_locked=not self.db.is_sqlite,
+                holder=holder_id,
             )
 
     async def _post_chain(
@@ -246,6 +271,8 @@ class WebhookSender:
         async with self._slots, gate:
             if time.monotonic() > deadline or (self._stop is not None and self._stop.is_set()):
                 return None
+            if self.holder is not None and not self.holder.fresh(row.holder_id, self.timeout_seconds):
+                return None  # the claim could be freed and posted by another sender meanwhile
             # The signature timestamp is wall time: receivers compare it with their own clocks.
             headers = signed_headers(
                 secret=secret, webhook_id=row.webhook_id, timestamp=datetime.now(UTC), body=body
@@ -288,7 +315,12 @@ class WebhookSender:
             if result is not None and result.outcome == "delivered"
         ]
         await store.mark_delivered(conn, items=delivered, now=now)
-        await store.release(conn, ids=[row.id for row, result in outcomes if result is None], now=now)
+        untried: dict[int | None, list[int]] = {}
+        for row, result in outcomes:
+            if result is None:
+                untried.setdefault(row.holder_id, []).append(row.id)
+        for holder_id, ids in untried.items():
+            await store.release(conn, ids=ids, now=now, holder=holder_id)
         # Attempts by (outcome, status class), counted once this transaction commits.
         attempts: dict[tuple[str, str], int] = {}
         after_commit(lambda: webhook_attempts(attempts))

@@ -154,7 +154,7 @@ class SmppConnector:
                 # The link may have died while this part waited for its slot: the parts queued behind
                 # a dead bind go back at once (retried, maybe over another link of a route).
                 answer = (
-                    await self.session.submit(fields, slot_held=True)
+                    await self.session.submit(fields, slot_held=True, may_write=message.may_write)
                     if self.session.bound
                     else SubmitAnswer("not_sent", error="not bound to the SMSC")
                 )

@@ -320,20 +320,24 @@ class SmppSession:
         """One window slot. Hold it across ``submit(..., slot_held=True)`` and recording the answer."""
         return self._slots
 
-    async def submit(self, fields: SmFields, *, slot_held: bool = False) -> SubmitAnswer:
-        """Send one submit_sm and classify the answer (see the module docstring)."""
+    async def submit(
+        self, fields: SmFields, *, slot_held: bool = False, may_write: Callable[[], bool] | None = None
+    ) -> SubmitAnswer:
+        """Send one submit_sm and classify the answer (see the module docstring). ``may_write`` is
+        asked right before the PDU is written (after the waits for the window and the pace): False
+        answers `not_sent` (the claim may no longer be this process's, see dispatch/liveness.py)."""
         try:
             body = encode_sm(fields)
         except ValueError as exc:
             return SubmitAnswer("permanent", status=0, error=f"invalid submit_sm: {exc}")
         if slot_held:
-            return await self._submit(body)
+            return await self._submit(body, may_write)
         async with self._slots:
-            return await self._submit(body)
+            return await self._submit(body, may_write)
 
     # --- submit ---------------------------------------------------------------------------------
 
-    async def _submit(self, body: bytes) -> SubmitAnswer:
+    async def _submit(self, body: bytes, may_write: Callable[[], bool] | None = None) -> SubmitAnswer:
         settings = self.settings
         loop = asyncio.get_running_loop()
         throttled: Pdu | None = None
@@ -353,6 +357,8 @@ class SmppSession:
                     return SubmitAnswer("not_sent", error="stopping")
                 if not conn.usable or self._conn is not conn:
                     continue  # dropped while we waited: nothing written, wait for the rebind
+                if may_write is not None and not may_write():
+                    return SubmitAnswer("not_sent", error="claim no longer held")
                 sent_at = loop.time()
                 try:
                     response = await self._request(
