@@ -36,6 +36,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, st
         RCSGATE_WEBHOOKS_ALLOW_PRIVATE="true",
         RCSGATE_UPSTREAM_TIMEOUT_SECONDS="3",
         RCSGATE_WEBHOOK_TIMEOUT_SECONDS="3",
+        RCSGATE_CLAIM_HOLDER_DEAD_SECONDS="6",  # the timeouts allow 5; the suite waits less than at 13
         RCSGATE_CONNECTORS_REFRESH_SECONDS="0.5",
         RCSGATE_JWT_SECRET="crash-test-secret-" + "x" * 40,
     )

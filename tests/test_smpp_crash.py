@@ -187,10 +187,12 @@ def _env(tmp: Path, database_url: str) -> dict[str, str]:
         RCSGATE_VAR_DIR=str(tmp / "var"),
         RCSGATE_PORT=str(free_port()),
         RCSGATE_JWT_SECRET="smpp-crash-test-secret-" + "x" * 40,
-        # The claim lease (60 s) and the liveness threshold (12 s here) at their defaults: a killed
-        # process's claims come back when its beat stops (dispatch/liveness.py).
+        # The claim lease (60 s) at its default: a killed process's claims come back when its beat
+        # stops (dispatch/liveness.py), after the dead threshold below.
         RCSGATE_UPSTREAM_TIMEOUT_SECONDS="3",
         RCSGATE_WEBHOOK_TIMEOUT_SECONDS="3",
+        # Near the shortest dead threshold these timeouts allow (timeout + 2 s): the suite waits less.
+        RCSGATE_CLAIM_HOLDER_DEAD_SECONDS="6",
         RCSGATE_CONNECTORS_REFRESH_SECONDS="0.5",
         RCSGATE_WORKER_POLL_SECONDS="0.1",
         RCSGATE_RATE_LIMIT="100000/second",
