@@ -335,34 +335,3 @@ def test_workers_killed_every_second_keep_every_promise(
     assert len(c.killed) == kills
     watch.wait_all(timeout=30)
     watch.check("postgresql, api + 3 workers")
-
-
-def test_embedded_server_killed_twice_keeps_every_promise(
-    tmp_path: Path, cluster: Callable[[str], Cluster]
-) -> None:
-    url = f"sqlite:///{tmp_path / 'var' / 'rcsgate.db'}"
-    c = cluster(url)
-    key = _prepare(c)
-    phones = _phones()
-    sim = c.simulator()
-    serve = c.start("serve")
-    serve.wait_ready()
-    with httpx.Client(base_url=serve.base, headers={"X-API-KEY": key}, timeout=30) as client:
-        _send_campaign(client, phones)
-    c.watch = watch = RecoveryWatch(url)
-    in_flight = []
-    for _ in range(2):
-        # Kill mid-dispatch: this very process (the restarted one, too) has messages claimed and
-        # not answered yet.
-        in_flight.append(_wait_in_flight(url, c.pids, timeout=60))
-        c.kill(serve)
-        serve = c.start("serve")
-        serve.wait_ready()
-    assert all(in_flight), f"a kill found nothing in flight: {in_flight}"
-    eventually(
-        lambda: _settled(url, phones), what="every message and webhook settled", timeout=180, interval=1
-    )
-    with httpx.Client(base_url=sim.base, timeout=30) as sim_client:
-        _check_promises(c, url, phones, sim_client)
-    watch.wait_all(timeout=30)
-    watch.check("sqlite, serve")
