@@ -31,8 +31,11 @@ from rcsgate.store.db import Database
 from rcsgate.store.tables import claim_holders, message_events, messages, webhook_deliveries
 from rcsgate.webhooks.http_delivery import make_client
 from rcsgate.webhooks.sender import WebhookSender
+from test_pipeline_batches import NOW as PIPELINE_NOW
+from test_pipeline_batches import _message as pipeline_message
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+assert NOW == PIPELINE_NOW  # the rows borrowed from test_pipeline_batches are stamped with its NOW
 DEAD = 12.0
 
 
@@ -56,20 +59,7 @@ async def _beat(holder: ClaimHolder) -> None:
 
 
 def _message(account_id: int, n: int, status: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "account_id": account_id,
-        "type": "rcs",
-        "phone": f"38066123{n:04d}",
-        "sender": "demo_agent",
-        "kind": "text",
-        "content": '{"text": "hi"}',
-        "status": status,
-        "validity_seconds": 3600,
-        "expires_at": NOW + timedelta(hours=1),
-        "created_at": NOW,
-        "due_at": NOW,
-        **extra,
-    }
+    return {**pipeline_message(account_id, n, status), "due_at": NOW, **extra}
 
 
 async def _setup(db: Database, tmp_path: Path, url: str) -> tuple[int, list[int], list[int]]:
