@@ -73,18 +73,31 @@ async def _pg_admin(url: str, sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, migrated to head, dropped afterwards."""
+def _empty_pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database (no schema), dropped afterwards; skips without PostgreSQL."""
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)")
     name = f"rcsgate_test_{uuid.uuid4().hex[:10]}"
     asyncio.run(_pg_admin(base, f'CREATE DATABASE "{name}"'))
-    url = make_url(normalize_database_url(base)).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield make_url(normalize_database_url(base)).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated to head, dropped afterwards."""
+    for url in _empty_pg_database():
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def empty_pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own, without a schema (migration tests)."""
+    yield from _empty_pg_database()
 
 
 async def _truncate_pg(url: str) -> None:

@@ -5,17 +5,13 @@ engines, and a message's webhooks are found by the new index."""
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from alembic import command
 from sqlalchemy import text
 
-from conftest import PG_ENV, _pg_admin
 from rcsgate.config import normalize_database_url
 from rcsgate.store.db import Database
 from rcsgate.store.migrate import alembic_config, upgrade
@@ -81,13 +77,5 @@ def test_sqlite_keeps_rows_through_0010_and_0011_both_ways(tmp_path: Path) -> No
     _exercise(normalize_database_url(f"sqlite:///{tmp_path / 'm.db'}"))
 
 
-def test_postgresql_keeps_rows_through_0010_and_0011_both_ways() -> None:
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set: no PostgreSQL to migrate")
-    name = f"rcsgate_mig_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_pg_admin(base, f'CREATE DATABASE "{name}"'))
-    try:
-        _exercise(normalize_database_url(base.rsplit("/", 1)[0] + "/" + name))
-    finally:
-        asyncio.run(_pg_admin(base, f'DROP DATABASE "{name}" WITH (FORCE)'))
+def test_postgresql_keeps_rows_through_0010_and_0011_both_ways(empty_pg_url: str) -> None:
+    _exercise(empty_pg_url)

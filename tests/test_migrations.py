@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
 
-from conftest import PG_ENV, _pg_admin
-from rcsgate.config import normalize_database_url
 from rcsgate.store.db import Database
 from rcsgate.store.migrate import alembic_config, head_revision, upgrade
 from rcsgate.store.tables import metadata
@@ -93,14 +87,6 @@ def test_sqlite_claim_holders_migration_downgrades_and_upgrades(tmp_path: Path) 
     _down_and_up(f"sqlite:///{tmp_path / 'fresh.db'}")
 
 
-def test_postgresql_claim_holders_migration_downgrades_and_upgrades() -> None:
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL tests need {PG_ENV}")
+def test_postgresql_claim_holders_migration_downgrades_and_upgrades(empty_pg_url: str) -> None:
     # A scratch database: the session's shared one stays at head for the other tests.
-    name = f"rcsgate_test_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_pg_admin(base, f'CREATE DATABASE "{name}"'))
-    try:
-        _down_and_up(make_url(normalize_database_url(base)).set(database=name).render_as_string(False))
-    finally:
-        asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _down_and_up(empty_pg_url)
