@@ -34,14 +34,15 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-# Two pytest workers, one test file each at a time (files share module-scoped servers): most
-# tests wait on real servers and subprocesses, so the suite takes about half as long.
+# Three pytest workers, one test file each at a time (files share module-scoped servers), the
+# longest files first (tests/conftest.py, LONGEST_FIRST): many tests wait on real servers and
+# subprocesses, and with two workers a 2-core machine was idle about a third of the run.
 test: lint typecheck
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 # Benchmarks (docs/PERFORMANCE.md) on SQLite, and on PostgreSQL when RCSGATE_BENCH_DATABASE_URL names a
 # database the benchmarks may empty (e.g. postgresql://postgres@127.0.0.1:5432/rcsgate_bench).
-# single_send, pipeline and queries rewrite their tables in docs/PERFORMANCE.md (--update-doc);
+# single_send, pipeline, queries and (PostgreSQL only) scale rewrite their tables in docs/PERFORMANCE.md (--update-doc);
 # `make bench BENCH_ARGS=--quick` is a smoke run of everything that writes nothing there.
 BENCH_ARGS ?=
 BENCH_SCRIPTS := single_send pipeline queries

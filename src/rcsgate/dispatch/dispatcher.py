@@ -217,6 +217,12 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.sweep_seconds * 4)
                 continue
+            # Dead holders first: after a restart in embedded mode this frees the predecessor's
+            # claims before anything else waits its turn for the SQLite writer.
+            reclaimed = await self._reap()
+            if reclaimed:
+                log.warning("claims_reclaimed", count=reclaimed)
+                self.wake.set()
             busy = await campaigns.tick(self.db, self.clock)
             if busy:
                 self.wake.set()
@@ -226,10 +232,6 @@ class Dispatcher:
                 expired += await self._revoke(revoking)
             if expired:
                 self.webhooks_wake.set()
-            reclaimed = await self._reap()
-            if reclaimed:
-                log.warning("claims_reclaimed", count=reclaimed)
-                self.wake.set()
             if expired:
                 self.wake.set()  # fallbacks may be waiting
             if busy or expired or reclaimed:
