@@ -59,6 +59,8 @@ bench: install-dev
 			echo "== bench/$$s.py (PostgreSQL)"; \
 			$(BIN)/python bench/$$s.py --json --update-doc --database-url "$$RCSGATE_BENCH_DATABASE_URL" $(BENCH_ARGS); \
 		done; \
+		echo "== bench/scale.py (PostgreSQL)"; \
+		$(BIN)/python bench/scale.py --json --update-doc --database-url "$$RCSGATE_BENCH_DATABASE_URL" $(BENCH_ARGS); \
 	fi
 
 clean:

@@ -434,9 +434,11 @@ async def bearer(base: str, api_key: str) -> str:
 
 class Receiver:
     """A local webhook endpoint (aiohttp) that acknowledges every POST with 200 and counts the
-    distinct message ids whose `delivered` status webhook arrived."""
+    distinct message ids whose `delivered` status webhook arrived (only ids above `floor`: a run's
+    own messages, when earlier ones may still be sent)."""
 
     def __init__(self) -> None:
+        self.floor = 0
         self.delivered: set[int] = set()
         self.statuses: Counter[str] = Counter()
         self.duplicate_delivered = 0
@@ -461,8 +463,8 @@ class Receiver:
         self.posts += 1
         status = str(body.get("status"))
         self.statuses[status] += 1
-        if status == "delivered":
-            message_id = int(body["id"])
+        message_id = int(body["id"]) if status == "delivered" else 0
+        if message_id > self.floor:
             if message_id in self.delivered:
                 self.duplicate_delivered += 1
             self.delivered.add(message_id)
@@ -530,6 +532,18 @@ def new_parser(doc: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (emptied!); default: SQLite")
     return parser
+
+
+def result_head(benchmark: str, database: str, quick: bool) -> dict[str, Any]:
+    """The keys every benchmark's result starts with: what, on which database, when, where, how run."""
+    return {
+        "benchmark": benchmark,
+        "database": database,
+        "date": today(),
+        "machine": machine(),
+        "command": command_line(),
+        "quick": quick,
+    }
 
 
 def measured_on(label: str, result: dict[str, Any]) -> str:

@@ -171,12 +171,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         await receiver.stop()
     r = harness.ratio(ours["msg_per_s"], base["msg_per_s"])
     return {
-        "benchmark": "pipeline",
-        "database": stack.kind,
-        "date": harness.today(),
-        "machine": harness.machine(),
-        "command": harness.command_line(),
-        "quick": args.quick,
+        **harness.result_head("pipeline", stack.kind, args.quick),
         "setup": {
             "rcsgate": "rcsgate serve"
             if stack.kind == "sqlite"

@@ -110,12 +110,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         await receiver.stop()
     ratio = harness.ratio(through_rbm["msg_per_s"], simulator["msg_per_s"])
     return {
-        "benchmark": "pipeline_rbm",
-        "database": stack.kind,
-        "date": harness.today(),
-        "machine": harness.machine(),
-        "command": harness.command_line(),
-        "quick": args.quick,
+        **harness.result_head("pipeline_rbm", stack.kind, args.quick),
         "setup": {
             "rcsgate": "rcsgate serve"
             if stack.kind == "sqlite"

@@ -432,12 +432,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     ratio_fast = harness.ratio(fast["msg_per_s"], simulator["msg_per_s"])
     ratio_slow = harness.ratio(slow["msg_per_s"], simulator["msg_per_s"])
     return {
-        "benchmark": "pipeline_smpp",
-        "database": stack.kind,
-        "date": harness.today(),
-        "machine": harness.machine(),
-        "command": harness.command_line(),
-        "quick": args.quick,
+        **harness.result_head("pipeline_smpp", stack.kind, args.quick),
         "setup": {
             "rcsgate": "rcsgate serve"
             if stack.kind == "sqlite"

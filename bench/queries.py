@@ -97,6 +97,9 @@ class Account:
         # Campaign ids are per benchmark, not per account: account a's k-th campaign is a*100000 + k.
         return self.id * 100_000 + i // (2 * CAMPAIGN_SIZE) + 1 if self.is_campaign(i) else None
 
+    def reference(self, i: int) -> str:
+        return f"ref{i}"
+
     def has_fallback(self, i: int) -> bool:
         return not self.is_campaign(i) and i % 50 == 1
 
@@ -127,7 +130,7 @@ def message_rows(acct: Account, end: datetime, sqlite: bool) -> Iterator[tuple[A
         status = "undelivered" if fallback else ("read" if i % 3 else "delivered")
         yield (
             acct.first_id + i, acct.id, acct.campaign_id(i), None, "rcs", "rest",
-            None if acct.is_campaign(i) else f"ref{i}", harness.ua_number(i % 200_000), "UA",
+            None if acct.is_campaign(i) else acct.reference(i), harness.ua_number(i % 200_000), "UA",
             "demo_agent", acct.agent_id, "text", text, SMS_PLAN if fallback else None, None, status,
             "undelivered" if fallback else None, 86400, ts(created + timedelta(days=1)), None, true,
             acct.tariff_id, 200_000, 0, 0 if fallback else 200_000, 0, None, None, 1,
@@ -141,7 +144,7 @@ def message_rows(acct: Account, end: datetime, sqlite: bool) -> Iterator[tuple[A
             continue
         created = acct.created(i, end) + timedelta(seconds=4)
         yield (
-            child, acct.id, None, acct.first_id + i, "sms", "rest", f"ref{i}", harness.ua_number(i % 200_000),
+            child, acct.id, None, acct.first_id + i, "sms", "rest", acct.reference(i), harness.ua_number(i % 200_000),
             "UA", "DemoSMS", None, "sms", sms, None, 1, "delivered", None, 86400,
             ts(created + timedelta(days=1)), None, true, acct.tariff_id, 250_000, 0, 250_000, 0, None, None, 1,
             "history", f"sim-{child}", ts(created), ts(created), ts(created + timedelta(seconds=1)), None,
@@ -385,7 +388,7 @@ def cases(acct: Account, end: datetime) -> list[Case]:
         Case("no filter (default 92 days, 50 by id)", lambda rng: Query()),
         Case("filter[id]", lambda rng: Query(id=acct.first_id + any_index(rng))),
         Case("filter[campaign_id]", lambda rng: Query(campaign_id=campaign(rng))),
-        Case("filter[reference_id]", lambda rng: Query(reference_id=f"ref{single_index(rng)}")),
+        Case("filter[reference_id]", lambda rng: Query(reference_id=acct.reference(single_index(rng)))),
         Case(
             "filter[from] + filter[to] (one day)",
             lambda rng: (lambda d: Query(created_from=d, created_to=d + timedelta(days=1)))(day(rng)),
@@ -571,12 +574,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         await driver.close()
         await stack.stop_all()
     return {
-        "benchmark": "queries",
-        "database": stack.kind,
-        "date": harness.today(),
-        "machine": harness.machine(),
-        "command": harness.command_line(),
-        "quick": args.quick,
+        **harness.result_head("queries", stack.kind, args.quick),
         "setup": {
             "rcsgate": "rcsgate serve" if stack.kind == "sqlite" else "rcsgate api (1 process)",
             "baseline": "count + page SELECTs on the raw driver (sqlite3 / asyncpg), same process as the client",

@@ -188,12 +188,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "asyncpg pool, one INSERT per request"
     )
     return {
-        "benchmark": "single_send",
-        "database": stack.kind,
-        "date": harness.today(),
-        "machine": harness.machine(),
-        "command": harness.command_line(),
-        "quick": args.quick,
+        **harness.result_head("single_send", stack.kind, args.quick),
         "setup": {
             "rcsgate": rcsgate_setup,
             "baseline": baseline_setup,
