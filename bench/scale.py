@@ -56,8 +56,7 @@ class Chunk(queries.Account):
         return None if c is None else c + self.campaign_base
 
     def reference(self, i: int) -> str:
-        # Reference ids are unique per account: each chunk has its own.
-        return super().reference(i) if not self.campaign_base else f"ref{self.campaign_base}-{i}"
+        return f"ref{self.campaign_base}-{i}"  # unique per account: each chunk has its own
 
 
 async def max_id(stack: Stack) -> int:
