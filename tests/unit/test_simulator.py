@@ -107,7 +107,7 @@ def run_sim(
     return asyncio.run(main())
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
