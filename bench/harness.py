@@ -286,6 +286,17 @@ async def reset_postgres(url: str) -> None:
         await conn.close()
 
 
+async def vacuum_postgres(url: str) -> None:
+    """VACUUM the benchmark's database: dead row versions and index entries left by an earlier run
+    in the same database are gone, as autovacuum would have removed them (this machine kind's
+    PostgreSQL runs without autovacuum, the CI configuration)."""
+    conn = await asyncpg.connect(pg_dsn(url))
+    try:
+        await conn.execute("VACUUM")
+    finally:
+        await conn.close()
+
+
 @dataclass
 class Demo:
     account_id: int

@@ -2,7 +2,7 @@
 
 They describe the whole installation, not a process, so one process exports them (the one leading
 the sweeper, see ``exposition``). Every query is answered from an index: counts by status from
-``ix_messages_status_due_at`` and the outbox from its partial indexes over pending rows
+``ix_messages_status_due_at_id`` and the outbox from its partial indexes over pending rows
 (``store/webhooks.PENDING``), each count stopping at ``COUNT_LIMIT`` rows so that a scrape costs a
 bounded amount whatever the backlog; the oldest due row is the first entry of an index range.
 """

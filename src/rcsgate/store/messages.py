@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.domain.message_states import can_move
 from rcsgate.store.bulk import in_values
-from rcsgate.store.pipeline import OUTBOUND_COLUMNS
+from rcsgate.store.pipeline import EXPIRING, OUTBOUND_COLUMNS
 from rcsgate.store.tables import message_events, messages
 
 
@@ -70,9 +70,9 @@ async def move(conn: AsyncConnection, *, message_id: int, old: str, new: str, **
 async def due_for_expiry(
     conn: AsyncConnection, *, now: datetime, limit: int, revoking: Collection[str] = ()
 ) -> list[Row[Any]]:
-    """Messages past their validity. Sent messages of upstreams in ``revoking`` are left out: they
-    are withdrawn upstream first (``due_for_revocation``)."""
-    query = select(messages).where(messages.c.status.in_(("accepted", "sent")), messages.c.expires_at <= now)
+    """Messages past their validity, read in the expiry index. Sent messages of upstreams in
+    ``revoking`` are left out: they are withdrawn upstream first (``claim_for_revocation``)."""
+    query = select(messages).where(EXPIRING, messages.c.expires_at <= now)
     if revoking:
         query = query.where(
             or_(
@@ -94,13 +94,19 @@ async def claim_for_revocation(
     holder: int | None = None,
 ) -> list[Row[Any]]:
     """Sent messages of upstreams in ``revoking`` past their validity, not already being withdrawn
-    (their lease, set here, keeps another sweep away until the revoke's answer is recorded)."""
+    (their lease, set here, keeps another sweep away until the revoke's answer is recorded).
+
+    Read in the expiry index, whose condition is stated for SQLite's planner (it does not infer it).
+    `sent` is that condition less `accepted`, not `status = 'sent'`: a second equality on status made
+    the status index look far more selective to a PostgreSQL with stale statistics, which then read
+    every sent row (~37 ms a sweep at 60,000)."""
     if not revoking:
         return []
     query = (
         select(messages.c.id)
         .where(
-            messages.c.status == "sent",
+            EXPIRING,
+            messages.c.status != "accepted",
             messages.c.expires_at <= now,
             messages.c.upstream.in_(list(revoking)),
             or_(messages.c.lease_until.is_(None), messages.c.lease_until <= now),
