@@ -5,8 +5,8 @@ Data: a migrated database (real schema, `rcsgate db upgrade`), the demo account 
 accounts. Rows are loaded into the real `messages` table by bulk SQL (PostgreSQL: COPY; SQLite:
 executemany in one transaction), with the table's secondary indexes dropped during the load and
 recreated after (their definitions are read back from the database, so they are exactly the
-migrated ones). The per-day message counters (message_day_counts) are written by their triggers,
-as for any insert. The demo account gets --rows RCS messages spread evenly over the last 90 days
+migrated ones). The per-day and per-hour message counters (message_day_counts,
+message_hour_counts) are written by their triggers, as for any insert. The demo account gets --rows RCS messages spread evenly over the last 90 days
 (half in campaigns of 5000, half single sends with a unique reference_id; 2 % of those with an SMS
 alternative that was used, i.e. an SMS child row), the other accounts --other-rows each.
 PostgreSQL is ANALYZEd after the load (autovacuum would do it); SQLite is not, because rcsgate
@@ -15,8 +15,8 @@ never runs ANALYZE (--analyze-sqlite to compare).
 Each case runs --requests requests (after 5 warm-up ones), sequentially from this process over
 one keep-alive connection (aiohttp), each with fresh random values (an existing id, campaign,
 reference, day). p50/p99 are client-side. Baseline: for the same sequence of filters, the statements
-the endpoint runs (the count: with a filter, of its matches; without, the day counters plus the
-partial days at the period's ends; then the page: SELECT … ORDER BY … LIMIT … OFFSET …), written
+the endpoint runs (the count: with a filter, of its matches; without, the day and hour counters
+plus the partial hours at the period's ends; then the page: SELECT … ORDER BY … LIMIT … OFFSET …), written
 out by hand as message_queries.list_messages builds them, on the raw driver (asyncpg / sqlite3)
 from this process, in one read transaction: no HTTP, no auth, no JSON, no ORM. Ratio = rcsgate ÷
 baseline.
@@ -203,7 +203,7 @@ async def load(stack: Stack, accounts: list[Account], end: datetime, analyze_sql
             await pg.execute(
                 "SELECT setval(pg_get_serial_sequence('messages', 'id'), (SELECT max(id) FROM messages))"
             )
-        await pg.execute("ANALYZE messages, message_day_counts")
+        await pg.execute("ANALYZE messages, message_day_counts, message_hour_counts")
     finally:
         await pg.close()
     return time.perf_counter() - started
@@ -316,7 +316,8 @@ def filtered_sql(q: Query, account_id: int, sqlite: bool) -> tuple[Sql, str, str
 
 
 def period_count_sql(q: Query, account_id: int, sqlite: bool) -> tuple[Sql, str]:
-    """As store.message_counts.count_period: whole days from the counters, partial ends from the index."""
+    """As store.message_counts.count_period: whole days and whole hours from the counters, partial
+    ends from the index."""
     sql = Sql(sqlite)
     start, end = q.period()
     parts = message_counts.split(start, end)
@@ -326,6 +327,12 @@ def period_count_sql(q: Query, account_id: int, sqlite: bool) -> tuple[Sql, str]
         f"AND created_at {'<=' if inclusive else '<'} {sql(hi)}"
         for lo, hi, inclusive in parts.ends
     ]
+    if parts.hours:
+        runs = " OR ".join(f"hour BETWEEN {sql(first)} AND {sql(last)}" for first, last in parts.hours)
+        selects.append(
+            "SELECT coalesce(sum(count), 0), min(min_id), max(max_id) FROM message_hour_counts "
+            f"WHERE account_id = {sql(account_id)} AND ({runs})"
+        )
     if parts.whole is not None:
         selects.append(
             "SELECT coalesce(sum(count), 0), min(min_id), max(max_id) FROM message_day_counts "

@@ -21,8 +21,8 @@ from rcsgate.services.message_queries import MessageFilter, check_period
 from rcsgate.store import campaigns as campaign_store
 from rcsgate.store import messages as message_store
 from rcsgate.store.db import Database
-from rcsgate.store.message_counts import Split, split
-from rcsgate.store.tables import message_day_counts, messages
+from rcsgate.store.message_counts import Split, hour_of, split
+from rcsgate.store.tables import message_day_counts, message_hour_counts, messages
 
 
 def body(phone: str, ref: str | None = None, **extra: object) -> dict[str, object]:
@@ -201,11 +201,12 @@ def _message(account_id: int, created_at: datetime, n: int, **extra: Any) -> dic
 
 
 def _times() -> list[datetime]:
-    """Around every midnight of five days, and in between."""
+    """Around every midnight of five days, around an hour inside each, and in between."""
     out: list[datetime] = []
     for d in range(5):
         day = DAY0 + timedelta(days=d)
-        out += [day, day + TICK, day + timedelta(hours=11, seconds=59), day + timedelta(days=1) - TICK]
+        out += [day, day + TICK, day + timedelta(hours=5) - TICK, day + timedelta(hours=5)]
+        out += [day + timedelta(hours=11, seconds=59), day + timedelta(days=1) - TICK]
     return out
 
 
@@ -259,10 +260,17 @@ async def _compare_periods(db: Database, account_id: int, now: datetime, **match
     (id, campaign_id, reference_id): same total and page as the plain queries. Returns how many
     comparisons were made."""
     clock = ManualClock(now)
-    starts = [DAY0, DAY0 + TICK, DAY0 + timedelta(days=1) - TICK, DAY0 + timedelta(days=1, hours=12)]
+    starts = [
+        DAY0,
+        DAY0 + TICK,
+        DAY0 + timedelta(days=1) - TICK,
+        DAY0 + timedelta(days=1, hours=5),
+        DAY0 + timedelta(days=1, hours=12),
+    ]
     ends = [
         DAY0 + timedelta(days=3) - TICK,
         DAY0 + timedelta(days=3),
+        DAY0 + timedelta(days=3, hours=5) - TICK,
         DAY0 + timedelta(days=3, hours=12),
         DAY0 + timedelta(days=4) - TICK,
         DAY0 + timedelta(days=4, microseconds=1),
@@ -314,7 +322,7 @@ def test_totals_and_pages_are_exact_across_day_boundaries(
         account_id, other_id = await _new_account(db, clock, "a"), await _new_account(db, clock, "b")
         await _insert_messages(db, account_id, other_id)
         now = DAY0 + timedelta(days=5, hours=1)
-        assert await _compare_periods(db, account_id, now) == 360
+        assert await _compare_periods(db, account_id, now) == 504
         if not walk:
             some_id = (await _ids(db, account_id))[7]
             for matching in ({"campaign_id": 7}, {"reference_id": "r2"}, {"id": some_id}, {"campaign_id": 8}):
@@ -382,9 +390,10 @@ def test_totals_follow_campaigns_and_single_sends_over_midnight(server: LiveServ
     assert len(page["data"]) == 500 and page["data"][0]["phone"] == 380661399999 - 99999 + 199
 
 
-def test_day_counters_fold_on_postgresql_and_stay_exact(db_url: str) -> None:
+def test_day_and_hour_counters_fold_on_postgresql_and_stay_exact(db_url: str) -> None:
     """PostgreSQL appends a counter row per INSERT statement and folds them now and then, at commit;
-    whatever the number of rows, a day's counters add up to its messages (SQLite keeps one a day)."""
+    whatever the number of rows, a day's and an hour's counters add up to their messages (SQLite
+    keeps one row a day and one an hour)."""
 
     async def main(db: Database) -> None:
         clock = ManualClock(DAY0)
@@ -406,8 +415,22 @@ def test_day_counters_fold_on_postgresql_and_stay_exact(db_url: str) -> None:
                     )
                 )
             ).one()
+            hour_rows = (
+                await conn.execute(
+                    select(message_hour_counts.c.hour, func.count(), func.sum(message_hour_counts.c.count))
+                    .where(message_hour_counts.c.account_id == account_id)
+                    .group_by(message_hour_counts.c.hour)
+                    .order_by(message_hour_counts.c.hour)
+                )
+            ).all()
         assert summed == 830
         assert rows == 1 if db.is_sqlite else rows < 100
+        # The same per hour: the 130 single inserts in DAY0's first hour, the campaign in the second.
+        assert [(hour, total) for hour, _, total in hour_rows] == [
+            (hour_of(DAY0), 130),
+            (hour_of(DAY0) + 1, 700),
+        ]
+        assert all(n == 1 if db.is_sqlite else n < 60 for _, n, _ in hour_rows)
         views, total = await message_queries.list_messages(
             db, ManualClock(DAY0 + timedelta(days=2)), account_id=account_id, where=MessageFilter()
         )
@@ -416,22 +439,31 @@ def test_day_counters_fold_on_postgresql_and_stay_exact(db_url: str) -> None:
     run(main, db_url)
 
 
-def test_split_of_a_period_into_whole_days_and_ends() -> None:
-    d = DAY0
+def test_split_of_a_period_into_whole_days_whole_hours_and_ends() -> None:
+    d, h = DAY0, hour_of(DAY0)
+    hours = timedelta(hours=1)
     assert split(d, d + timedelta(days=1) - TICK) == Split((d.date(), d.date()), ())
     assert split(d, d + timedelta(days=1)) == Split(
         (d.date(), d.date()), ((d + timedelta(days=1),) * 2 + (True,),)
     )
     assert split(d + TICK, d + timedelta(days=1) - TICK) == Split(
-        None, ((d + TICK, d + timedelta(days=1) - TICK, True),)
+        None, ((d + TICK, d + hours, False),), ((h + 1, h + 23),)
     )
-    assert split(d + timedelta(hours=5), d + timedelta(days=2, hours=1)) == Split(
+    assert split(d + 5 * hours, d + timedelta(days=2, hours=1)) == Split(
         ((d + timedelta(days=1)).date(), (d + timedelta(days=1)).date()),
-        (
-            (d + timedelta(hours=5), d + timedelta(days=1), False),
-            (d + timedelta(days=2), d + timedelta(days=2, hours=1), True),
-        ),
+        ((d + timedelta(days=2, hours=1), d + timedelta(days=2, hours=1), True),),
+        ((h + 5, h + 23), (h + 48, h + 48)),
     )
+    assert split(d + timedelta(hours=5, minutes=30), d + timedelta(hours=7, minutes=15)) == Split(
+        None,
+        (
+            (d + timedelta(hours=5, minutes=30), d + 6 * hours, False),
+            (d + 7 * hours, d + timedelta(hours=7, minutes=15), True),
+        ),
+        ((h + 6, h + 6),),
+    )
+    assert split(d + 5 * hours, d + 6 * hours - TICK) == Split(None, (), ((h + 5, h + 5),))
+    assert hour_of(datetime(1970, 1, 2, 0, 59, tzinfo=UTC)) == 24
 
 
 def test_list_entry_is_the_models_json() -> None:

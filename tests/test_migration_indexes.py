@@ -215,3 +215,73 @@ def test_sqlite_sweeps_read_their_partial_indexes(tmp_path: Path) -> None:
 
 def test_postgresql_sweeps_read_their_partial_indexes(empty_pg_url: str) -> None:
     _assert_sweeps_use_their_indexes(empty_pg_url)
+
+
+# --- 0014: per-hour counters, backfilled from stored messages, and their triggers --------------
+
+
+def _hour_counts(url: str) -> list[tuple[int, int]]:
+    rows = _sql(
+        url,
+        "SELECT hour, sum(count) FROM message_hour_counts WHERE account_id = 1 GROUP BY hour ORDER BY hour",
+    )
+    return [(int(hour), int(total)) for hour, total in rows]
+
+
+def _insert(url: str, first_id: int, times: list[datetime]) -> None:
+    for n, at in enumerate(times):
+        _sql(
+            url,
+            "INSERT INTO messages (id, account_id, type, source, sender, phone, status, content, kind, "
+            "price, reserved, charged, validity_seconds, expires_at, check_stop_list, priority, attempts, "
+            "created_at) VALUES (:id, 1, 'rcs', 'rest', 'agent', '380501234567', 'read', '{}', 'text', 0, "
+            "0, 0, 3600, :at, false, 0, 0, :at)",
+            id=first_id + n,
+            at=at,
+        )
+
+
+def _exercise_hour_counts(url: str) -> None:
+    from datetime import timedelta
+
+    from rcsgate.store.message_counts import hour_of
+
+    h = hour_of(NOW.replace(tzinfo=UTC))
+    upgrade(url, "0013")
+    _sql(
+        url,
+        "INSERT INTO accounts (id, name, currency, created_at, webhook_secret) VALUES (1, 'a', 'EUR', :now, 's')",
+        now=NOW,
+    )
+    # Stored before the table exists: the upgrade backfills them (the last one a microsecond before
+    # the next hour, which SQLite's strftime('%s') alone would round into it).
+    _insert(url, 1, [NOW, NOW + timedelta(minutes=59), NOW + timedelta(hours=1) - timedelta(microseconds=1)])
+    upgrade(url)
+    assert _hour_counts(url) == [(h, 3)]
+    # Kept by the triggers from then on: inserts (id 32 folds on PostgreSQL), a move, a delete.
+    _insert(url, 32, [NOW + timedelta(hours=1), NOW + timedelta(hours=3, minutes=30)])
+    _sql(url, "UPDATE messages SET created_at = :at WHERE id = 1", at=NOW + timedelta(hours=3))
+    _sql(url, "DELETE FROM messages WHERE id = 2")
+    assert _hour_counts(url) == [(h, 1), (h + 1, 1), (h + 3, 2)]
+    # Down to 0013: the table, its triggers and the fold's hour part are gone; a folding insert works.
+    command.downgrade(alembic_config(url), "0013")
+    assert "message_hour_counts" not in _tables(url)
+    _insert(url, 64, [NOW])
+    upgrade(url)
+    assert _hour_counts(url) == [(h, 2), (h + 1, 1), (h + 3, 2)]
+
+
+def _tables(url: str) -> set[str]:
+    if url.startswith("sqlite"):
+        rows = _sql(url, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = _sql(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {r[0] for r in rows}
+
+
+def test_sqlite_hour_counts_backfill_triggers_and_downgrade(tmp_path: Path) -> None:
+    _exercise_hour_counts(normalize_database_url(f"sqlite:///{tmp_path / 'm.db'}"))
+
+
+def test_postgresql_hour_counts_backfill_triggers_and_downgrade(empty_pg_url: str) -> None:
+    _exercise_hour_counts(empty_pg_url)

@@ -239,7 +239,8 @@ async def _filtered_page(
 async def _period_page(
     conn: AsyncConnection, account_id: int, start: datetime, end: datetime, page: Page
 ) -> tuple[int, list[Row[Any]]]:
-    """No filter but the period, which may hold a million messages: counted from the day counters.
+    """No filter but the period, which may hold a million messages: counted from the day and hour
+    counters.
     The page is read along an index in the sort order: by id from the period's first (or last) id;
     by phone or delivery time when the period holds most of the account's messages, else (and for
     few matches) the period's matches are sorted."""

@@ -595,6 +595,21 @@ message_day_counts = Table(
 )
 
 
+# The same counts per UTC hour (hours since the epoch), kept by their own triggers (migration 0014)
+# the same way: a period's partial days are read as whole hours from here, and only the partial
+# hours at its ends from the (account_id, created_at) index (store/message_counts.py).
+message_hour_counts = Table(
+    "message_hour_counts",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),
+    Column("hour", BigInteger, nullable=False),
+    Column("slot", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("min_id", BigInteger, nullable=True),
+    Column("max_id", BigInteger, nullable=True),
+    PrimaryKeyConstraint("account_id", "hour", "slot", postgresql_include=["count", "min_id", "max_id"]),
+)
+
 # ---------------------------------------------------------------- web console (migration 0009)
 
 # People who sign in to the web console (/console/), each belonging to one account and seeing only
