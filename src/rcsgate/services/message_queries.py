@@ -240,10 +240,9 @@ async def _period_page(
     conn: AsyncConnection, account_id: int, start: datetime, end: datetime, page: Page
 ) -> tuple[int, list[Row[Any]]]:
     """No filter but the period, which may hold a million messages: counted from the day and hour
-    counters.
-    The page is read along an index in the sort order: by id from the period's first (or last) id;
-    by phone or delivery time when the period holds most of the account's messages, else (and for
-    few matches) the period's matches are sorted."""
+    counters. The page is read along an index in the sort order: by id from the period's first (or
+    last) id; by phone or delivery time when the period holds most of the account's messages, else
+    (and for few matches) the period's matches are sorted."""
     counted = await counts.count_period(
         conn, account_id=account_id, start=start, end=end, with_ids=page.sort == "id"
     )

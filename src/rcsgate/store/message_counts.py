@@ -61,10 +61,6 @@ def hour_of(at: datetime) -> int:
     return (at.astimezone(UTC) - _EPOCH) // _HOUR
 
 
-def _hour_start(hour: int) -> datetime:
-    return _EPOCH + hour * _HOUR
-
-
 def _carve(
     lo: datetime, hi: datetime, inclusive: bool, floor: Callable[[datetime], datetime], step: timedelta
 ) -> tuple[tuple[datetime, datetime] | None, list[Range]]:
@@ -120,8 +116,8 @@ async def count_period(
     conn: AsyncConnection, *, account_id: int, start: datetime, end: datetime, with_ids: bool = False
 ) -> PeriodCount:
     """The account's messages with start <= created_at <= end, counted exactly; with_ids also bounds
-    their ids (exactly, from the partial hours; by whole days' and hours' min/max otherwise). One statement, so
-    one snapshot on PostgreSQL too."""
+    their ids (exactly, from the partial hours; by whole days' and hours' min/max otherwise). One
+    statement, so one snapshot on PostgreSQL too."""
     parts = split(start, end)
     selects = [_edge(account_id, lo, hi, inclusive, with_ids) for lo, hi, inclusive in parts.ends]
     if parts.hours:
