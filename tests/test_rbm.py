@@ -42,6 +42,12 @@ def rbm_setup(
 ) -> tuple[LiveServer, Api, Receiver, RbmThread]:
     """The demo account whose agent is routed to a local RBM connector `rbm1`, a server with workers,
     and the local RBM pushing its events to the server's ingress."""
+    return _set_up(server_factory, receiver, rbm, db_url, tmp_path)
+
+
+def _set_up(
+    server_factory: Callable[..., LiveServer], receiver: Receiver, rbm: RbmThread, db_url: str, tmp_path: Path
+) -> tuple[LiveServer, Api, Receiver, RbmThread]:
     clock = ManualClock()
     demo = run(lambda db: ensure_demo(db, clock, var_dir=tmp_path / "var"), db_url)
     run(lambda db: add_connector(db, clock, rbm, rbm.key()), db_url)
@@ -347,26 +353,32 @@ async def _charges(db: Any, mid: int) -> int:
         return int((await conn.execute(query)).scalar_one())
 
 
-def test_duplicated_and_reordered_events_end_the_same(rbm_setup) -> None:  # type: ignore[no-untyped-def]
-    _srv, api, receiver, rbm = rbm_setup
-    rbm.on_loop(
-        lambda r: setattr(
-            r, "faults", r.faults.model_copy(update={"duplicate_rate": 1.0, "out_of_order_rate": 1.0})
+def test_duplicated_and_reordered_events_end_the_same_with_many_pushes_at_once(
+    server_factory: Callable[..., LiveServer], receiver: Receiver, db_url: str, tmp_path: Path
+) -> None:
+    """Every event pushed twice, every DELIVERED after its READ, 64 pushes in flight: the ingress
+    applies what arrives together in shared transactions, and still each message's webhooks come in
+    order, once, with one charge."""
+    with RbmThread(push_concurrency=64) as rbm:
+        srv, api, receiver, rbm = _set_up(server_factory, receiver, rbm, db_url, tmp_path)
+        rbm.on_loop(
+            lambda r: setattr(
+                r, "faults", r.faults.model_copy(update={"duplicate_rate": 1.0, "out_of_order_rate": 1.0})
+            )
         )
-    )
-    mids = [_sent(api, request_body(f"38066123004{i}", sms=False)) for i in range(3)]
-    for mid in mids:
-        _wait(api, mid, "read")
-    eventually(lambda: rbm.stats()["duplicates_pushed"] >= 3)
-    for mid in mids:
-        hooks = [b["status"] for b in receiver.bodies() if b.get("id") == mid]
-        eventually(
-            lambda mid=mid: (
-                [b["status"] for b in receiver.bodies() if b.get("id") == mid]
-                == ["sent", "delivered", "read"]
-            ),
-            what=f"webhooks of {mid}: {hooks}",
-        )
+        mids = [_sent(api, request_body(f"3806612{i:05d}", sms=False)) for i in range(40)]
+        for mid in mids:
+            _wait(api, mid, "read")
+        eventually(lambda: rbm.stats()["duplicates_pushed"] >= 80)
+        for mid in mids:
+            eventually(
+                lambda mid=mid: (
+                    [b["status"] for b in receiver.bodies() if b.get("id") == mid]
+                    == ["sent", "delivered", "read"]
+                ),
+                what=f"the webhooks of {mid}",
+            )
+            assert srv.call(lambda db, mid=mid: _charges(db, mid)) == 1
 
 
 def test_google_limits_are_checked_at_accept_time_for_rbm_agents_only(rbm_setup, db_url: str) -> None:  # type: ignore[no-untyped-def]

@@ -104,6 +104,10 @@ def create_app(
         # FastAPI's pages load their assets from a CDN: served from this install instead (docs_pages).
         docs_url=None,
         redoc_url=None,
+        # FastAPI's native OpenTelemetry is on by default and asks the global providers, on every
+        # request, whether anyone configured them (~4 µs, 3 % of the API's CPU under Google's event
+        # pushes, py-spy 2026-12-05). rcsgate's observability is its Prometheus metrics (docs/deploy.md).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_docs(app)
     install_error_handlers(app)

@@ -39,6 +39,7 @@ from rcsgate.api.rcs_requests import (
     validation_errors,
 )
 from rcsgate.domain.errors import InvalidInput
+from rcsgate.domain.json_text import may_hold_long_number
 from rcsgate.services.repeats import RequestKey
 
 M = TypeVar("M", bound=BaseModel)
@@ -49,17 +50,14 @@ MAX_DEPTH: Final = 64
 TOO_DEEP: Final = f"The request body may not be nested more than {MAX_DEPTH} levels deep."
 
 _NUL_ESCAPE: Final = b"\\u0000"  # the only way a NUL can be in valid JSON
-# orjson reads an integer beyond 64 bits as a float: a run of 19 digits (in a number or a string) sends
-# the body to json.loads.
-_DIGITS_AS_ZERO: Final = bytes.maketrans(b"123456789", b"000000000")
-_LONG_NUMBER: Final = b"0" * 19
 
 
 def decode_json(raw: bytes) -> Any:
     """The request body's JSON value; InvalidInput (422) when it is not JSON, holds a string that is not
     storable text, or nests more than MAX_DEPTH levels."""
     suspect: bool
-    if _LONG_NUMBER in raw.translate(_DIGITS_AS_ZERO):
+    # orjson reads an integer beyond 64 bits as a float: such a body goes to json.loads.
+    if may_hold_long_number(raw):
         value, suspect = _decode_stdlib(raw), True
     else:
         try:

@@ -28,6 +28,7 @@ from rcsgate.connectors.rbm import events as rbm_events
 from rcsgate.connectors.rbm import protocol
 from rcsgate.connectors.rbm.content import suggestion_of
 from rcsgate.connectors.rbm.settings import RbmSettings
+from rcsgate.domain import json_text
 from rcsgate.domain.records import ConnectorRecord
 from rcsgate.logging_setup import get_logger
 from rcsgate.services import dispatching
@@ -93,7 +94,7 @@ async def rbm_push(db: Database, clock: Clock, *, name: str, body: bytes, signat
     record, settings = found
     token = settings.webhook_token or ""
     try:
-        parsed = json.loads(body)
+        parsed = json_text.loads(body)
     except (ValueError, RecursionError):
         return _json(400, "The body is not JSON.")
     if (

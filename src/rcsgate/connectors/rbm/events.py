@@ -22,13 +22,14 @@ mistyped required field is a ``ValueError`` naming it.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
+
+from rcsgate.domain import json_text
 
 __all__ = [
     "Delivered",
@@ -256,6 +257,13 @@ def parse_time(value: str) -> datetime | None:
     m = _RFC3339_RE.fullmatch(value)
     if m is None:
         return None
+    if m["z"] == "Z" and value[10] == "T":
+        # The form Google sends, which fromisoformat reads in C in a fraction of the time (nine
+        # fraction digits included, past six dropped as below); its ValueError is the same bad date.
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
     tz: timezone = UTC
     if m["sign"]:
         hours, minutes = int(m["oh"]), int(m["om"])
@@ -361,7 +369,7 @@ def decode_event(data: bytes) -> Event:
     rcsgate needs is missing or of the wrong type; fields it does not need are not looked at.
     """
     try:
-        body = json.loads(data)
+        body = json_text.loads(data)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError too
         raise ValueError(f"RBM event is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from rcsgate.domain import json_text
+
 MAX_TEXT: Final = 3072
 MAX_CHIPS: Final = 11
 MAX_CARD_SUGGESTIONS: Final = 4
@@ -113,7 +115,7 @@ def check_agent_id(value: str | None) -> str:
 def check_agent_message(raw: bytes, *, now: datetime) -> dict[str, Any]:
     """The decoded AgentMessage, or FieldViolation for the first rule it breaks."""
     try:
-        body = json.loads(raw)
+        body = json_text.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FieldViolation("agentMessage", f"the body is not JSON: {exc}") from None
     message = _object(body, "agentMessage")
