@@ -54,6 +54,7 @@ from rcsgate.connectors.simulator_wire import (
     sign_reports,
 )
 from rcsgate.domain.backoff import exponential_delay
+from rcsgate.gc_tuning import tune_for_simulator
 from rcsgate.logging_setup import configure_logging, get_logger
 
 if TYPE_CHECKING:
@@ -541,6 +542,7 @@ def run(options: ServiceOptions, *, log_level: str = "INFO") -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve(options, stop)
 
+    tune_for_simulator()
     runner: Any = asyncio.run
     try:
         # The local RBM shares the cores with the rcsgate it serves (in benchmarks too): the faster
