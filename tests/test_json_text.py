@@ -40,3 +40,24 @@ def test_nan_and_infinity_as_the_standard_library_reads_them() -> None:
 def test_what_is_not_json_raises_value_error(raw: bytes) -> None:
     with pytest.raises(ValueError):
         json_text.loads(raw)
+
+
+WRITTEN = [
+    {"a": 1, "b": [True, False, None], "c": "é😀", "d": {"e": -0.0, "f": 1.5e300}},
+    {"n": 12345678901234567890123},  # beyond 64 bits: orjson refuses it
+    {"nan": math.nan, "inf": [math.inf, -math.inf]},  # orjson would write null
+    {"null": None, "x": 0.1},  # null without a non-finite float: orjson's bytes kept
+    ["tab\t", 'quote"', "\u2028", "\x7f"],
+    [],
+]
+
+
+@pytest.mark.parametrize("value", WRITTEN)
+def test_dumps_compact_writes_the_standard_librarys_bytes(value: object) -> None:
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    assert json_text.dumps_compact(value) == expected
+
+
+def test_dumps_compact_raises_as_the_standard_library_on_a_lone_surrogate() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        json_text.dumps_compact({"s": "\ud800"})

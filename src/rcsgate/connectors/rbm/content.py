@@ -24,12 +24,12 @@ to count otherwise.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from rcsgate.connectors.rbm import protocol
+from rcsgate.domain import json_text
 
 __all__ = [
     "AGENT_MESSAGE_MAX_BYTES",
@@ -252,7 +252,7 @@ def agent_message(
 
 def encoded_size(message: Mapping[str, Any]) -> int:
     """The size of an AgentMessage as ``AGENT_MESSAGE_MAX_BYTES`` counts it."""
-    return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    return len(json_text.dumps_compact(message))
 
 
 # --- taps ---------------------------------------------------------------------------------------

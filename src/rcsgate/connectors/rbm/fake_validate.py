@@ -120,7 +120,7 @@ def check_agent_message(raw: bytes, *, now: datetime) -> dict[str, Any]:
         raise FieldViolation("agentMessage", f"the body is not JSON: {exc}") from None
     message = _object(body, "agentMessage")
     # Measured compact, as Google measures the stringified message, so indentation costs nothing.
-    size = len(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode())
+    size = len(json_text.dumps_compact(message))
     if size > MAX_MESSAGE_BYTES:
         raise FieldViolation("agentMessage", f"the message is {size} bytes, more than {MAX_MESSAGE_BYTES}")
     _known(
