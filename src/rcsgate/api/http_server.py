@@ -13,6 +13,7 @@ Start uvicorn with ``server_options()``: ``uvicorn.run(app, ..., **server_option
 
 from __future__ import annotations
 
+import asyncio
 import http
 import json
 import logging
@@ -61,6 +62,43 @@ _QUIET = logging.getLogger("rcsgate.api.http_server.refused")
 _QUIET.disabled = True
 
 
+class _OneWritePerTurn:
+    """A connection's transport whose writes of one turn of the event loop go out in one system call.
+
+    uvicorn writes a response's head and its body apart, two ``send`` calls on loopback or a LAN,
+    each a system call that, on loopback, also runs the receiver's side of TCP. Held to the end of
+    the turn they are written together (API CPU per RBM push answered: see docs/PERFORMANCE.md).
+    Closing writes what is held first; aborting drops it, as the transport's own abort does."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._held:
+            self._loop.call_soon(self._flush)
+        self._held.append(data)
+
+    def _flush(self) -> None:
+        held, self._held = self._held, []
+        if held and not self._transport.is_closing():
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = []
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a cap on each request's head (see the module docstring).
 
@@ -80,6 +118,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._unsure = 0  # of which this many may be the previous request's
         self._read = 0  # the length of the current read
         self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.transport = _OneWritePerTurn(self.transport, self.loop)  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
