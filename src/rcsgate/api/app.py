@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 import rcsgate
 from rcsgate.clock import Clock, SystemClock
@@ -38,6 +39,20 @@ rcsgate: RCS business messaging with SMS fallback, wire-compatible with the RCS 
 Authenticate with `POST /api/auth/login` and send `Authorization: Bearer <token>`, or send the
 v1 header `X-API-KEY: <key>`. Every error is JSON `{"message": ..., "errors": {...}}`.
 """
+
+
+class RcsgateApi(FastAPI):
+    """FastAPI whose whole stack, Starlette's error middleware included, runs inside ``outer``.
+
+    rcsgate's request middleware (request id, access log, size limits) and the fast lane go there:
+    the hottest routes (the single send, Google's pushes) then pass no layer they do not need, and
+    an error answer Starlette makes still carries its request id and is logged with its status."""
+
+    outer: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return self.outer(stack) if self.outer is not None else stack
 
 
 def create_app(
@@ -96,7 +111,7 @@ def create_app(
             await db.close()
             multiprocess.process_exit()
 
-    app = FastAPI(
+    app = RcsgateApi(
         title="rcsgate",
         version=rcsgate.__version__,
         description=DESCRIPTION,
@@ -111,13 +126,15 @@ def create_app(
     )
     install_docs(app)
     install_error_handlers(app)
-    # Added first, so it runs inside the request-id, access-log and body-size middleware.
-    app.add_middleware(
-        FastLane,
-        routes={("POST", "/api/messages/rcs/send"): messages.send_rcs},
-        segments={("POST", upstream.RBM_EVENTS_PREFIX): ("name", upstream.rbm_events)},
+    # The fast lane inside the request-id, access-log and body-size middleware, both outside FastAPI.
+    app.outer = lambda stack: RequestContextMiddleware(
+        FastLane(
+            stack,
+            routes={("POST", "/api/messages/rcs/send"): messages.send_rcs},
+            segments={("POST", upstream.RBM_EVENTS_PREFIX): ("name", upstream.rbm_events)},
+        ),
+        max_body_bytes=settings.max_body_bytes,
     )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # The answers any /api route may give besides its own: the body-size and header limits (middleware,
     # http_server), input validation, the database being down, and for an account's routes its
     # credentials and rate limit.
