@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -59,7 +58,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
-import orjson
 from aiohttp import web
 
 from rcsgate.clock import Clock, SystemClock
@@ -106,6 +104,7 @@ from rcsgate.connectors.simulation import (
 )
 from rcsgate.connectors.simulator_service import Attempt, Decision, _answer, _reset, decide
 from rcsgate.connectors.simulator_wire import CLIENT_HEADER
+from rcsgate.domain import json_text
 from rcsgate.logging_setup import get_logger
 
 __all__ = ["HandshakeResult", "LocalRbm", "RbmFaults", "make_service_account_key"]
@@ -196,11 +195,8 @@ def _path_phone(raw: str) -> str:
 
 
 def _dumps(value: Any) -> str:
-    """json.dumps for the submit's answer (one per message), through orjson."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # what orjson does not take (an integer beyond 64 bits): the slow way
-        return json.dumps(value)
+    """The submit's answer (one per message) as compact JSON, through orjson where it can."""
+    return json_text.dumps_compact(value).decode()
 
 
 def _message_key(agent_id: str, message_id: str) -> int:
