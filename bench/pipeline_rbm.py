@@ -75,6 +75,24 @@ async def start_local_rbm(stack: Stack, args: argparse.Namespace) -> tuple[Proc,
     return proc, url
 
 
+def route_demo_agent(stack: Stack, rbm_url: str) -> None:
+    """Route the demo agent through an RBM connector ``bench`` whose upstream is the local RBM."""
+    stack.cli(
+        "connectors",
+        "add-rbm",
+        "bench",
+        "--agent-id",
+        "bench@rbm.goog",
+        "--service-account",
+        str(stack.tmp / "rbm-key.json"),
+        "--api-url",
+        rbm_url,
+        "--webhook-token",
+        CLIENT_TOKEN,
+    )
+    stack.cli("agents", "set-connector", "1", "bench")
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     stack = Stack(args.database_url)
     demo = await stack.create()
@@ -90,20 +108,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             # simulator path's (1.2 million dead outbox index entries after 100,000 messages).
             await harness.vacuum_postgres(args.database_url)
         rbm, url = await start_local_rbm(stack, args)
-        stack.cli(
-            "connectors",
-            "add-rbm",
-            "bench",
-            "--agent-id",
-            "bench@rbm.goog",
-            "--service-account",
-            str(stack.tmp / "rbm-key.json"),
-            "--api-url",
-            url,
-            "--webhook-token",
-            CLIENT_TOKEN,
-        )
-        stack.cli("agents", "set-connector", "1", "bench")
+        route_demo_agent(stack, url)
         through_rbm = await pipeline.run_rcsgate(
             stack, receiver, args, demo.api_key, first_number=args.messages
         )
