@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import orjson
-from sqlalchemy import literal, select, update
+from sqlalchemy import bindparam, literal, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -102,6 +102,22 @@ class Msg(dict[str, Any]):
         return row if isinstance(row, Msg) else cls(row._mapping if isinstance(row, Row) else row)
 
 
+# Built once, as pipeline.states' query: every transaction that moves a message runs them, and on the
+# ingress of Google's events building them and their cache keys cost more than running them.
+_ACCOUNT: Final = select(accounts.c.currency, accounts.c.timezone, accounts.c.rcs_callback_url).where(
+    accounts.c.id == bindparam("account_id")
+)
+_SETTLE: Final = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("account_id"))
+    .values(
+        balance=accounts.c.balance + bindparam("balance_delta", type_=accounts.c.balance.type),
+        reserved=accounts.c.reserved + bindparam("reserved_delta", type_=accounts.c.reserved.type),
+    )
+    .returning(accounts.c.balance)
+)
+
+
 @dataclass
 class _Account:
     id: int
@@ -136,10 +152,7 @@ class Unit:
     async def account(self, account_id: int) -> _Account:
         state = self._accounts.get(account_id)
         if state is None:
-            query = select(accounts.c.currency, accounts.c.timezone, accounts.c.rcs_callback_url).where(
-                accounts.c.id == account_id
-            )
-            row = (await self.conn.execute(query)).one()
+            row = (await self.conn.execute(_ACCOUNT, {"account_id": account_id})).one()
             state = _Account(account_id, row.currency, row.timezone, row.rcs_callback_url)
             self._accounts[account_id] = state
         return state
@@ -195,13 +208,12 @@ class Unit:
 
     async def _settle(self, state: _Account) -> None:
         result = await self.conn.execute(
-            update(accounts)
-            .where(accounts.c.id == state.id)
-            .values(
-                balance=accounts.c.balance + state.balance_delta,
-                reserved=accounts.c.reserved + state.reserved_delta,
-            )
-            .returning(accounts.c.balance)
+            _SETTLE,
+            {
+                "account_id": state.id,
+                "balance_delta": state.balance_delta,
+                "reserved_delta": state.reserved_delta,
+            },
         )
         # Walk the entries from the balance before this transaction: only charges change it.
         balance = int(result.scalar_one()) - state.balance_delta

@@ -107,17 +107,26 @@ async def insert_many(
         names = ", ".join(quote(c) for c in columns)
         constants = tuple(value(v) for v in shared.values())
 
-    def pg_type(c: str) -> str:
-        return str(table.c[c].type.compile(dialect=conn.dialect))
+    key = (table.name, tuple(varying), tuple(shared), on_conflict)
+    statement = _PG_INSERTS.get(key)
+    if statement is None:
 
-    arrays = ", ".join(f"${i}::{pg_type(c)}[]" for i, c in enumerate(varying, start=1))
-    scalars = [f"${i}::{pg_type(c)}" for i, c in enumerate(shared, start=len(varying) + 1)]
-    picks = ", ".join([f"u.{quote(c)}" for c in varying] + scalars)
-    sql = (
-        f"INSERT INTO {quote(table.name)} ({names}) SELECT {picks} "  # noqa: S608
-        f"FROM unnest({arrays}) AS u({', '.join(quote(c) for c in varying)}) {on_conflict}"
-    )
-    await conn.exec_driver_sql(sql, (*([value(row[c]) for row in rows] for c in varying), *constants))
+        def pg_type(c: str) -> str:
+            return str(table.c[c].type.compile(dialect=conn.dialect))
+
+        arrays = ", ".join(f"${i}::{pg_type(c)}[]" for i, c in enumerate(varying, start=1))
+        scalars = [f"${i}::{pg_type(c)}" for i, c in enumerate(shared, start=len(varying) + 1)]
+        picks = ", ".join([f"u.{quote(c)}" for c in varying] + scalars)
+        statement = _PG_INSERTS[key] = (
+            f"INSERT INTO {quote(table.name)} ({names}) SELECT {picks} "  # noqa: S608
+            f"FROM unnest({arrays}) AS u({', '.join(quote(c) for c in varying)}) {on_conflict}"
+        )
+    await conn.exec_driver_sql(statement, (*([value(row[c]) for row in rows] for c in varying), *constants))
+
+
+# The statement of each (table, varying columns, shared columns, conflict clause): compiling the
+# column types anew cost ~4 µs a column on every call.
+_PG_INSERTS: dict[tuple[str, tuple[str, ...], tuple[str, ...], str], str] = {}
 
 
 def _constant(rows: Sequence[dict[str, Any]], column: str) -> bool:

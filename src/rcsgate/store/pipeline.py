@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import bindparam, func, literal_column, select, text, update
+from sqlalchemy import ARRAY, any_, bindparam, func, literal_column, select, text, update
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import TextClause
 
 from rcsgate.store import bulk
 from rcsgate.store.tables import accounts, ledger_entries, message_events, messages
@@ -128,10 +129,25 @@ async def states(conn: AsyncConnection, ids: Sequence[int], *, for_update: bool)
     transactions locking overlapping batches cannot deadlock."""
     if not ids:
         return {}
-    query = select(*STATE_COLUMNS).where(bulk.in_values(conn, messages.c.id, ids)).order_by(messages.c.id)
-    if for_update:
-        query = query.with_for_update()
-    return {int(r.id): r for r in await conn.execute(query)}
+    postgresql = conn.dialect.name == "postgresql"
+    query = _STATES[postgresql, for_update]
+    return {int(r.id): r for r in await conn.execute(query, {"ids": list(ids)})}
+
+
+def _states_query(postgresql: bool, for_update: bool) -> Select[Any]:
+    # Built once: building this select (36 columns) and its cache key cost ~95 µs a call, paid by every
+    # transaction that records answers or applies reports. On PostgreSQL ``= ANY`` of one array, so
+    # the text (and asyncpg's prepared statement) is the same whatever the batch's size.
+    ids = (
+        messages.c.id == any_(bindparam("ids", type_=ARRAY(messages.c.id.type)))
+        if postgresql
+        else messages.c.id.in_(bindparam("ids", expanding=True))
+    )
+    query = select(*STATE_COLUMNS).where(ids).order_by(messages.c.id)
+    return query.with_for_update() if for_update else query
+
+
+_STATES: Final = {(pg, lock): _states_query(pg, lock) for pg in (False, True) for lock in (False, True)}
 
 
 async def mark_sending(
@@ -341,10 +357,10 @@ def _bound(
     ]
 
 
-_PG_MOVES: dict[tuple[str, ...], str] = {}
+_PG_MOVES: dict[tuple[str, ...], TextClause] = {}
 
 
-def _pg_move_sql(dialect: Dialect, columns: tuple[str, ...]) -> str:
+def _pg_move_sql(dialect: Dialect, columns: tuple[str, ...]) -> TextClause:
     sql = _PG_MOVES.get(columns)
     if sql is None:
         # One statement whatever the batch size (so the server prepares it once): the values
@@ -355,11 +371,11 @@ def _pg_move_sql(dialect: Dialect, columns: tuple[str, ...]) -> str:
         )
         assignments = ", ".join(["status = :new"] + [f"{name} = v.{name}" for name in columns])
         names = ", ".join(["id", *columns])
-        sql = (
+        # The clause itself is kept: text() parses its parameters anew on every construction.
+        sql = _PG_MOVES[columns] = text(
             f"UPDATE messages AS m SET {assignments} FROM unnest({arrays}) AS v({names}) "  # noqa: S608
             "WHERE m.id = v.id AND m.status = :old RETURNING m.id"
         )
-        _PG_MOVES[columns] = sql
     return sql
 
 
@@ -374,7 +390,7 @@ async def _move_many_pg(
     rows = _bound(conn.dialect, columns, changes)
     for i, name in enumerate(columns):
         params[f"c_{name}"] = [row[i] for row in rows]
-    result = await conn.execute(text(_pg_move_sql(conn.dialect, columns)), params)
+    result = await conn.execute(_pg_move_sql(conn.dialect, columns), params)
     return {int(r[0]) for r in result}
 
 
