@@ -92,32 +92,22 @@ async def _round(
         for worker in workers:
             await worker.stop()
         await pg.execute("CHECKPOINT")  # the round's own writes, not the sends', are what it pays for
-        machine0, api0, rbm0 = (
-            harness.machine_cpu(),
-            harness.cpu_seconds(api.pid),
-            harness.cpu_seconds(rbm.pid),
-        )
-        started = time.perf_counter()
+        cpu = harness.CpuWindow(pids={"api": api.pid, "local_rbm": rbm.pid})
+        cpu.start()
         await _set_webhook(session, rbm_url, f"{stack.base}/api/upstream/rbm/bench")
         await _wait_count(pg, ("read",), total)
-        seconds = time.perf_counter() - started
-        machine1, api1, rbm1 = (
-            harness.machine_cpu(),
-            harness.cpu_seconds(api.pid),
-            harness.cpu_seconds(rbm.pid),
-        )
+        cpu.stop()
     finally:
         await stack.stop_all()
     pushes = 2 * args.messages
-    nproc = harness.machine()["nproc"]
     return {
         "pushes": pushes,
-        "seconds": round(seconds, 3),
-        "pushes_per_s": round(pushes / seconds, 1),
-        "api_cpu_us_per_push": round(1e6 * (api1 - api0) / pushes, 1),
-        "api_cores": round((api1 - api0) / seconds, 2),
-        "local_rbm_cores": round((rbm1 - rbm0) / seconds, 2),
-        "machine_busy_cores": round(nproc * (machine1[0] - machine0[0]) / (machine1[1] - machine0[1]), 2),
+        "seconds": round(cpu.wall, 3),
+        "pushes_per_s": round(pushes / cpu.wall, 1),
+        "api_cpu_us_per_push": round(1e6 * cpu.cores["api"] * cpu.wall / pushes, 1),
+        "api_cores": cpu.cores["api"],
+        "local_rbm_cores": cpu.cores["local_rbm"],
+        "machine_busy_cores": cpu.machine_busy_cores,
     }
 
 
