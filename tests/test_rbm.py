@@ -4,6 +4,7 @@ handshake, forged and replayed pushes, revocation both ways, taps, replies and a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Callable, Iterator
@@ -13,14 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, insert, select
 
 from conftest import LiveServer, Receiver, run
 from conftest import eventually as _eventually
 from rbm_local import AGENT_ID, CLIENT_TOKEN, RbmThread, add_connector
 from rcsgate.clock import ManualClock
 from rcsgate.connectors.rbm import protocol
-from rcsgate.services import accounts, connectors
+from rcsgate.connectors.rbm.fake_events import status_event
+from rcsgate.services import accounts, connectors, upstream_events
 from rcsgate.services.demo import DEMO_AGENT, ensure_demo
+from rcsgate.store.tables import upstream_events as upstream_events_table
 from test_single_send import CAROUSEL, PRICE, Api, request_body
 
 
@@ -421,3 +425,61 @@ def test_bsg_sdk_sends_through_an_rbm_routed_agent(rbm_setup) -> None:  # type: 
     _wait(api, mid, "read")
     assert rbm.journal()[0]["phoneNumber"] == "+380661230060"
     assert Decimal(api.message(mid)["amount"]["value"]) == PRICE["text"]
+
+
+def test_an_event_stored_but_not_applied_is_applied_once_after_a_crash(rbm_setup) -> None:  # type: ignore[no-untyped-def]
+    """A push is answered once its event is stored, and applied right after. A crash in between
+    leaves the row as this test writes it (stored, not applied): the workers apply it, once, even
+    with several passes racing for it."""
+    srv, api, receiver, rbm = rbm_setup
+    rbm.on_loop(lambda r: r.set_webhook(None))  # no pushes: the event below is the only one
+    before = api.balance()
+    mid = _sent(api, request_body("380661238888", options={"text": "Hi"}, sms=False))
+    _wait(api, mid, "sent")
+    [entry] = rbm.journal()
+    event = status_event(
+        "DELIVERED",
+        agent_id=AGENT_ID,
+        phone=entry["phoneNumber"],
+        message_id=entry["messageId"],
+        at=srv.clock.now(),
+    )
+    srv.call(lambda db: _stored_unapplied(db, srv.clock.now(), event))
+    srv.clock.advance(upstream_events.LEFT_OVER_SECONDS + 1)
+
+    async def race(db: Any) -> list[int]:
+        passes = [upstream_events.apply_left_over(db, srv.clock) for _ in range(3)]
+        return [changed.changed for _, changed in await asyncio.gather(*passes)]
+
+    assert sum(srv.call(race)) <= 1  # the workers' own pass may have been first
+    _wait(api, mid, "delivered")
+    assert api.balance() == before - PRICE["text"]
+    eventually(
+        lambda: [b["status"] for b in receiver.bodies() if b.get("id") == mid] == ["sent", "delivered"]
+    )
+    assert srv.call(lambda db: _unapplied(db)) == 0
+    assert srv.call(lambda db: upstream_events.apply_left_over(db, srv.clock))[0] == 0
+
+
+async def _stored_unapplied(db: Any, now: Any, event: dict[str, Any]) -> None:
+    record = await connectors.get(db, "rbm1")
+    async with db.write() as conn:
+        await conn.execute(
+            insert(upstream_events_table).values(
+                connector_id=record.id,
+                event_key=event["eventId"],
+                kind="delivered",
+                payload=json.dumps(event),
+                received_at=now,
+                applied_at=None,
+            )
+        )
+
+
+async def _unapplied(db: Any) -> int:
+    async with db.read() as conn:
+        return int(
+            (
+                await conn.execute(select(func.count()).where(upstream_events_table.c.applied_at.is_(None)))
+            ).scalar_one()
+        )

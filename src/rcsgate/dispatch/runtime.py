@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import Final
 
 from rcsgate.clock import Clock
 from rcsgate.config import Settings
@@ -18,11 +19,15 @@ from rcsgate.dispatch.runner import Loop
 from rcsgate.domain.backoff import parse_schedule
 from rcsgate.domain.records import ConnectorRecord
 from rcsgate.logging_setup import get_logger
-from rcsgate.services import dispatching
+from rcsgate.services import dispatching, upstream_events
 from rcsgate.services.repeats import purge_fingerprints, purge_rate_windows
 from rcsgate.store.db import Database
-from rcsgate.store.signals import HOUSEKEEPING_LOCK, Signals, SingletonLock
+from rcsgate.store.signals import DUE, HOUSEKEEPING_LOCK, Signals, SingletonLock
 from rcsgate.webhooks.sender import WebhookSender
+
+# How often a worker looks for upstream events left unapplied, and how many it applies at a time.
+LEFT_OVER_POLL_SECONDS: Final = 5.0
+LEFT_OVER_BATCH: Final = 500
 
 log = get_logger("rcsgate.runtime")
 
@@ -209,6 +214,20 @@ class Runtime:
         finally:
             await lock.release()
 
+    async def _left_over_events(self, stop: asyncio.Event) -> None:
+        """Apply the upstream events a crash left stored but unapplied (services.upstream_events):
+        their pushes were answered, so their upstream will not send them again."""
+        while not stop.is_set():
+            events, applied = await upstream_events.apply_left_over(
+                self.db, self.clock, limit=LEFT_OVER_BATCH
+            )
+            if applied.fallbacks:
+                self.signals.poke(DUE)
+            if events >= LEFT_OVER_BATCH:
+                continue  # more are waiting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=LEFT_OVER_POLL_SECONDS)
+
     def loops(self) -> list[tuple[str, Loop]]:
         return [
             ("claim-holder", self.holder.run),
@@ -217,6 +236,7 @@ class Runtime:
             ("dispatch-sweep", self.dispatcher.sweep_loop),
             ("webhooks", self.webhooks.run),
             ("housekeeping", self._housekeeping),
+            ("upstream-left-over", self._left_over_events),
             # Wake-ups from API processes (PostgreSQL LISTEN; idle on SQLite).
             ("listen", self.signals.listen_loop),
             ("notify", self.signals.notify_loop),

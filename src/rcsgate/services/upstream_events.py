@@ -1,11 +1,13 @@
 """Events an upstream pushes to us (Google RBM's webhook), applied exactly once.
 
-Each event is stored under the upstream's own id (``upstream_events``) in the transaction that
-applies it, and the HTTP answer goes out only after that commit: Google retries anything it did
-not get a 200 for (for 7 days), so nothing is lost, and a redelivered event finds its id taken
-and changes nothing. Delivery, read and revocation events are reports on our messages; a tap on a
-suggestion is a click webhook with the customer's own postback; user replies (text, location,
-file) are posted to the account as ``inbound`` webhooks.
+Each event is stored under the upstream's own id (``upstream_events``), and the HTTP answer goes
+out only after that commit: Google retries anything it did not get a 200 for (for 7 days), so
+nothing is lost, and a redelivered event finds its id taken and changes nothing. Stored events are
+applied right after, in transactions of their own that mark them applied (compare-and-set), so
+each is applied once; what a crash or a failed transaction left stored and unapplied is applied by
+``apply_left_over``, which every worker process runs. Delivery, read and revocation events are
+reports on our messages; a tap on a suggestion is a click webhook with the customer's own
+postback; user replies (text, location, file) are posted to the account as ``inbound`` webhooks.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import hmac
 import json
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from sqlalchemy import or_, select
@@ -79,15 +82,23 @@ class Answer:
     status: int
     body: str
     media_type: Literal["application/json", "text/plain"] = "application/json"
-    fallbacks: int = 0  # SMS alternatives the batch holding the event made due
 
 
 def _json(status: int, message: str, **extra: Any) -> Answer:
     return Answer(status, json.dumps({"message": message, **extra}))
 
 
-async def rbm_push(db: Database, clock: Clock, *, name: str, body: bytes, signature: str | None) -> Answer:
-    """Handle one POST from Google to ``/api/upstream/rbm/{name}``."""
+async def rbm_push(
+    db: Database,
+    clock: Clock,
+    *,
+    name: str,
+    body: bytes,
+    signature: str | None,
+    wake: Callable[[], None] | None = None,
+) -> Answer:
+    """Handle one POST from Google to ``/api/upstream/rbm/{name}``: answered once its event is
+    stored; the event is applied right after (``wake`` is called when that made SMS fallbacks due)."""
     found = await _connector(db, name)
     if found is None:
         return _json(404, "Not found.")
@@ -130,8 +141,10 @@ async def rbm_push(db: Database, clock: Clock, *, name: str, body: bytes, signat
     if isinstance(event, rbm_events.Ignored) or key is None:
         log.info("rbm_event_ignored", connector=name, kind=getattr(event, "kind", type(event).__name__))
         return _json(200, "ignored")
-    new, applied = await _batcher(db, clock).apply(_Event(record, settings, event, key, data))
-    return Answer(200, _OK_NEW if new else _OK_SEEN, fallbacks=applied.fallbacks)
+    batcher = _batcher(db, clock)
+    batcher.wake = wake
+    new = await batcher.keep(_Event(record, settings, event, key, data))
+    return Answer(200, _OK_NEW if new else _OK_SEEN)
 
 
 _OK_NEW: Final = json.dumps({"message": "ok", "new": True})
@@ -150,47 +163,89 @@ class _Event:
 @dataclass(slots=True)
 class _Waiting:
     item: _Event
-    done: asyncio.Future[tuple[bool, dispatching.Applied]]
+    done: asyncio.Future[bool]
+
+
+@dataclass(slots=True)
+class _Inbound:
+    account_id: int
+    phone: str
+    reply_to: Msg | None
+    at: datetime
+
+
+@dataclass(slots=True)
+class _Stored:
+    """An event kept in ``upstream_events`` (row ``row``), and what applying it does."""
+
+    row: int
+    item: _Event
+    report: Report | None
+    inbound: _Inbound | None
 
 
 class _EventBatcher:
-    """Events from concurrent pushes, applied together: Google (and the local RBM) keep several
-    pushes in flight, and one transaction for what has queued costs far less than one each. Every
-    push is answered only after the transaction holding its event has committed; if it fails, every
-    push of the batch gets the error (a 5xx: Google pushes them again)."""
+    """Events from concurrent pushes, in two steps. Stored together: Google (and the local RBM)
+    keep several pushes in flight, and one transaction for what has queued costs far less than one
+    each; every push is answered only after the transaction holding its event has committed, and if
+    it fails, every push of the batch gets the error (a 5xx: Google pushes them again). Applied
+    after, in transactions of their own while the next pushes are being stored: the two overlap,
+    where one transaction doing both alternated between the API's CPU and the database's
+    (docs/PERFORMANCE.md, RBM). An applying transaction that fails leaves its events stored and
+    unapplied, for ``apply_left_over``."""
 
     MAX_BATCH = 500
+    MAX_APPLY = 2000
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        self.wake: Callable[[], None] | None = None  # told when applied events made SMS fallbacks due
         self._queue: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
+        self._stored: list[_Stored] = []
+        self._applier: asyncio.Task[None] | None = None
 
-    async def apply(self, item: _Event) -> tuple[bool, dispatching.Applied]:
+    async def keep(self, item: _Event) -> bool:
+        """Store the event; whether it was new (a redelivered one was stored before)."""
         waiting = _Waiting(item, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all(), name="rbm-event-batcher")
+            self._writer = asyncio.create_task(self._store_all(), name="rbm-event-store")
         return await asyncio.shield(waiting.done)
 
-    async def _write_all(self) -> None:
+    async def _store_all(self) -> None:
         while self._queue:
             await asyncio.sleep(0)  # let pushes already read hand theirs in
             batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
             try:
                 async with self.db.write() as conn:
-                    new, applied = await _apply_batch(
-                        conn, self.clock, [w.item for w in batch], lock=not self.db.is_sqlite
-                    )
+                    new, stored = await _store_batch(conn, self.clock, [w.item for w in batch])
             except Exception as exc:
                 for waiting in batch:
                     if not waiting.done.done():
                         waiting.done.set_exception(exc)
                 continue
+            if stored:
+                self._stored.extend(stored)
+                if self._applier is None or self._applier.done():
+                    self._applier = asyncio.create_task(self._apply_all(), name="rbm-event-apply")
             for waiting, fresh in zip(batch, new, strict=True):
                 if not waiting.done.done():
-                    waiting.done.set_result((fresh, applied))
+                    waiting.done.set_result(fresh)
+
+    async def _apply_all(self) -> None:
+        while self._stored:
+            await asyncio.sleep(0)
+            batch, self._stored = self._stored[: self.MAX_APPLY], self._stored[self.MAX_APPLY :]
+            try:
+                async with self.db.write() as conn:
+                    applied = await _apply_stored(conn, self.clock, batch, lock=not self.db.is_sqlite)
+            except Exception as exc:
+                log.warning("rbm_events_not_applied", events=len(batch), error=repr(exc)[:200])
+                continue
+            if applied.fallbacks and self.wake is not None:
+                self.wake()
 
 
 _batchers: weakref.WeakKeyDictionary[Database, _EventBatcher] = weakref.WeakKeyDictionary()
@@ -204,24 +259,56 @@ def _batcher(db: Database, clock: Clock) -> _EventBatcher:
 
 
 @dataclass(slots=True)
-class _Inbound:
-    item: _Event
-    account_id: int
-    event_row: int
-    phone: str
+class _Plan:
+    """What an event is about, found before it is stored (its row says so)."""
+
+    kind: str
+    report: Report | None
     reply_to: Msg | None
-    at: datetime
+    account_id: int | None
+    message_id: int | None
 
 
-async def _apply_batch(
-    conn: AsyncConnection, clock: Clock, items: list[_Event], *, lock: bool
-) -> tuple[list[bool], dispatching.Applied]:
-    """Keep each event under its key and apply the new ones: their reports as one set of moves, their
-    replies as inbound webhooks. Which events were new, and what the reports changed."""
+async def _plan(conn: AsyncConnection, item: _Event, now: datetime) -> _Plan:
+    event = item.event
+    phone = getattr(event, "phone", None)
+    report = await _report_of(conn, item, now)
+    reply_to: Msg | None = None
+    account_id: int | None = None
+    message_event = isinstance(
+        event, rbm_events.Delivered | rbm_events.Read | rbm_events.Revoked | rbm_events.RevokeFailed
+    )
+    kind = type(event).__name__.lower()
+    if report is None and not message_event:
+        kind = "usertext" if isinstance(event, rbm_events.Tap) else kind  # a tap we cannot place
+        reply_to = await _last_message_to(conn, item.record.name, phone)
+        account_id = (
+            int(reply_to.account_id) if reply_to is not None else await _only_account(conn, item.record.id)
+        )
+    message_id = (
+        report.message_id if report is not None else (int(reply_to.id) if reply_to is not None else None)
+    )
+    if message_id is None and message_event:
+        message_id = protocol.message_id_of(item.settings.salt, event.message_uuid)  # type: ignore[union-attr]
+    return _Plan(kind[:16], report, reply_to, account_id, message_id)
+
+
+def _stored(row: int, item: _Event, plan: _Plan, now: datetime) -> _Stored:
+    phone = getattr(item.event, "phone", None)
+    inbound = (
+        _Inbound(plan.account_id, phone, plan.reply_to, getattr(item.event, "at", None) or now)
+        if plan.report is None and plan.account_id is not None and phone is not None
+        else None
+    )
+    return _Stored(row, item, plan.report, inbound)
+
+
+async def _store_batch(
+    conn: AsyncConnection, clock: Clock, items: list[_Event]
+) -> tuple[list[bool], list[_Stored]]:
+    """Keep each event under its key: which were new, and the new ones, to apply."""
     now = clock.now()
-    reports: list[Report] = []
-    inbound: list[_Inbound] = []
-    planned: list[tuple[_Event, Report | None, Msg | None, int | None] | None] = []
+    planned: list[tuple[_Event, _Plan] | None] = []
     rows: list[dict[str, Any]] = []
     seen: set[tuple[int, str]] = set()
     for item in items:
@@ -230,71 +317,61 @@ async def _apply_batch(
             planned.append(None)
             continue
         seen.add(mark)
-        event = item.event
-        phone = getattr(event, "phone", None)
-        report = await _report_of(conn, item, now)
-        reply_to: Msg | None = None
-        account_id: int | None = None
-        message_event = isinstance(
-            event, rbm_events.Delivered | rbm_events.Read | rbm_events.Revoked | rbm_events.RevokeFailed
-        )
-        kind = type(event).__name__.lower()
-        if report is None and not message_event:
-            kind = "usertext" if isinstance(event, rbm_events.Tap) else kind  # a tap we cannot place
-            reply_to = await _last_message_to(conn, item.record.name, phone)
-            account_id = (
-                int(reply_to.account_id)
-                if reply_to is not None
-                else await _only_account(conn, item.record.id)
-            )
-        message_id = (
-            report.message_id if report is not None else (int(reply_to.id) if reply_to is not None else None)
-        )
-        if message_id is None and message_event:
-            message_id = protocol.message_id_of(item.settings.salt, event.message_uuid)  # type: ignore[union-attr]
+        plan = await _plan(conn, item, now)
+        phone = getattr(item.event, "phone", None)
         rows.append(
             {
                 "connector_id": item.record.id,
                 "event_key": mark[1],
-                "kind": kind[:16],
-                "account_id": account_id,
-                "message_id": message_id,
+                "kind": plan.kind,
+                "account_id": plan.account_id,
+                "message_id": plan.message_id,
                 "phone": phone[:15] if phone else None,
                 "payload": item.data.decode("utf-8", "replace"),
                 "received_at": now,
             }
         )
-        planned.append((item, report, reply_to, account_id))
+        planned.append((item, plan))
     # One statement keeps them all; a key kept before (Google redelivered it) gets no new row.
     kept = await connector_store.keep_events(conn, rows)
     new: list[bool] = []
+    stored: list[_Stored] = []
     for entry in planned:
-        if entry is None:
-            new.append(False)
-            continue
-        item, report, reply_to, account_id = entry
-        event_row = kept.get((item.record.id, item.key[:128]))
-        new.append(event_row is not None)
-        if event_row is None:
-            continue
-        phone = getattr(item.event, "phone", None)
-        if report is not None:
-            reports.append(report)
-        elif account_id is not None and phone is not None:
-            at = getattr(item.event, "at", None) or now
-            inbound.append(_Inbound(item, account_id, event_row, phone, reply_to, at))
+        row = kept.get((entry[0].record.id, entry[0].key[:128])) if entry is not None else None
+        new.append(row is not None)
+        if entry is not None and row is not None:
+            stored.append(_stored(row, entry[0], entry[1], now))
+    return new, stored
+
+
+async def _apply_stored(
+    conn: AsyncConnection, clock: Clock, stored: list[_Stored], *, lock: bool
+) -> dispatching.Applied:
+    """Apply stored events not applied yet: their reports as one set of moves, their replies as
+    inbound webhooks. What the reports changed."""
+    now = clock.now()
+    mine = await connector_store.mark_applied(conn, [s.row for s in stored], now)
+    todo = [s for s in stored if s.row in mine]
     # The messages are ours and these connectors': the salt in Google's messageId (or the checks on a
     # tap's message) says so. Not their `upstream` column: an event may overtake the submit's
     # answer, and then that is not written yet.
-    applied = await dispatching.record_in(conn, clock, reports=reports, lock=lock)
-    if inbound:
+    reports = [s.report for s in todo if s.report is not None]
+    applied = (
+        await dispatching.record_in(conn, clock, reports=reports, lock=lock)
+        if reports
+        else dispatching.Applied(0, 0)
+    )
+    replies = [s for s in todo if s.inbound is not None]
+    if replies:
         async with unit_of_work(conn) as unit:
-            for reply in inbound:
-                event = reply.item.event
+            for stored_reply in replies:
+                reply = stored_reply.inbound
+                assert reply is not None
+                event = stored_reply.item.event
                 await enqueue_inbound_webhook(
                     unit,
                     account_id=reply.account_id,
-                    event_id=reply.event_row,
+                    event_id=stored_reply.row,
                     channel="rcs",
                     phone=reply.phone,
                     sender=await _agent_name(conn, reply.reply_to),
@@ -318,7 +395,54 @@ async def _apply_batch(
                     at=reply.at,
                     now=now,
                 )
-    return new, applied
+    return applied
+
+
+# Stored events older than this and still unapplied were left by a crash or a failed transaction
+# (the live path applies them within milliseconds of their commit).
+LEFT_OVER_SECONDS: Final = 10.0
+
+
+async def apply_left_over(db: Database, clock: Clock, *, limit: int = 500) -> tuple[int, dispatching.Applied]:
+    """Apply events stored more than LEFT_OVER_SECONDS ago and not applied yet (one batch of up to
+    ``limit``): how many it found, and what they changed. Any process may run it beside the live
+    path: an event is applied once (``mark_applied``). An event that can no longer be read (its connector changed kind, its payload
+    no longer decodes) is marked applied and changes nothing."""
+    now = clock.now()
+    async with db.write() as conn:
+        rows = await connector_store.unapplied_events(
+            conn, received_before=now - timedelta(seconds=LEFT_OVER_SECONDS), limit=limit
+        )
+        if not rows:
+            return 0, dispatching.Applied(0, 0)
+        records = await connector_store.get_by_ids(conn, {int(r.connector_id) for r in rows})
+        stored: list[_Stored] = []
+        for row in rows:
+            item = _event_of(records.get(int(row.connector_id)), str(row.event_key), str(row.payload))
+            if item is None:
+                await connector_store.mark_applied(conn, [int(row.id)], now)
+                continue
+            stored.append(_stored(int(row.id), item, await _plan(conn, item, now), now))
+        applied = (
+            await _apply_stored(conn, clock, stored, lock=not db.is_sqlite)
+            if stored
+            else dispatching.Applied(0, 0)
+        )
+    log.info("rbm_events_left_over_applied", events=len(rows), changed=applied.changed)
+    return len(rows), applied
+
+
+def _event_of(record: ConnectorRecord | None, key: str, payload: str) -> _Event | None:
+    if record is None or record.kind != "rbm":
+        return None
+    data = payload.encode("utf-8")
+    try:
+        event = rbm_events.decode_event(data)
+    except ValueError:
+        return None
+    if isinstance(event, rbm_events.Ignored):
+        return None
+    return _Event(record, RbmSettings.of(record.config, record.secrets), event, key, data)
 
 
 async def _report_of(conn: AsyncConnection, item: _Event, now: datetime) -> Report | None:

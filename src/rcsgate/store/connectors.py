@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -183,3 +184,43 @@ async def keep_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict
         .returning(upstream_events.c.connector_id, upstream_events.c.event_key, upstream_events.c.id)
     )
     return {(int(r.connector_id), str(r.event_key)): int(r.id) for r in await conn.execute(query)}
+
+
+_MARK_APPLIED_PG: Final = "UPDATE upstream_events SET applied_at = $1 WHERE id = ANY($2::bigint[]) AND applied_at IS NULL RETURNING id"
+
+
+async def mark_applied(conn: AsyncConnection, ids: Sequence[int], now: datetime) -> set[int]:
+    """Mark stored events applied, compare-and-set on their not being so yet: the ids this
+    transaction is now the one to apply (another applier's are left out; on PostgreSQL a concurrent
+    one waits for this transaction's outcome first)."""
+    if not ids:
+        return set()
+    ordered = sorted(set(ids))  # row locks in one order: two appliers never wait in a cycle
+    if conn.dialect.name == "postgresql":
+        naive = now.astimezone(UTC).replace(tzinfo=None)  # as UtcDateTime stores it
+        marked = await conn.exec_driver_sql(_MARK_APPLIED_PG, (naive, ordered))
+    else:
+        marked = await conn.execute(
+            update(upstream_events)
+            .where(upstream_events.c.id.in_(ordered), upstream_events.c.applied_at.is_(None))
+            .values(applied_at=now)
+            .returning(upstream_events.c.id)
+        )
+    return {int(r.id) for r in marked}
+
+
+async def unapplied_events(conn: AsyncConnection, *, received_before: datetime, limit: int) -> list[Any]:
+    """Stored events not applied yet that arrived before ``received_before``, oldest first."""
+    c = upstream_events.c
+    rows = await conn.execute(
+        select(c.id, c.connector_id, c.event_key, c.payload)
+        .where(c.applied_at.is_(None), c.received_at < received_before)
+        .order_by(c.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def get_by_ids(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, ConnectorRecord]:
+    rows = await conn.execute(select(connectors).where(connectors.c.id.in_(sorted(set(ids)))))
+    return {record.id: record for record in map(_record, rows)}

@@ -477,7 +477,9 @@ webhook_deliveries = Table(
 
 # What upstreams pushed to us, each under the upstream's own id (Google's eventId, a user message's
 # id), kept once: a redelivered event finds its key taken and changes nothing. User replies are
-# read from here (kind text, location or file) and posted as `inbound` webhooks.
+# read from here (kind text, location or file) and posted as `inbound` webhooks. An event is
+# answered once stored and applied after (applied_at set, compare-and-set on null, in the applying
+# transaction); the partial index finds what a crash left unapplied.
 upstream_events = Table(
     "upstream_events",
     metadata,
@@ -490,8 +492,15 @@ upstream_events = Table(
     Column("phone", String(15), nullable=True),
     Column("payload", Text, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
+    Column("applied_at", UtcDateTime, nullable=True),
     UniqueConstraint("connector_id", "event_key", name="uq_upstream_events_connector_key"),
     Index("ix_upstream_events_account_id_id", "account_id", "id"),
+    Index(
+        "ix_upstream_events_unapplied",
+        "id",
+        sqlite_where=text("applied_at IS NULL"),
+        postgresql_where=text("applied_at IS NULL"),
+    ),
 )
 
 # Each SMS part an SMSC accepted (its submit_sm_resp id, normalised), and each delivery receipt.

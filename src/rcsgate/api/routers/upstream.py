@@ -9,6 +9,7 @@ docs/simulator.md and docs/connectors/rbm.md describe them.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Final
 
 from fastapi import APIRouter, Request
@@ -63,7 +64,7 @@ RBM_EVENTS_PREFIX: Final = "/api/upstream/rbm"
 @router.post(RBM_EVENTS_PREFIX + "/{name}")
 async def rbm_events(request: Request) -> Response:
     """Google's pushes for the RBM connector ``name``: the validation handshake, then signed events,
-    each stored and applied before the 200 that tells Google it may forget it."""
+    each stored before the 200 that tells Google it may forget it, and applied right after."""
     ctx = context_of(request)
     body = await _body(request)
     if body is None:
@@ -74,11 +75,10 @@ async def rbm_events(request: Request) -> Response:
         name=request.path_params["name"],
         body=body,
         signature=request.headers.get("x-goog-signature"),
-    )
-    if answer.fallbacks:
         # An expiry produced an SMS fallback: send it now. Nothing else an event does makes a message
         # due, so the dispatchers are not woken (and made to look) for every delivery and read.
-        ctx.signals.poke(DUE)
+        wake=partial(ctx.signals.poke, DUE),
+    )
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
 
