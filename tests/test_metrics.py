@@ -153,6 +153,7 @@ def test_a_send_and_its_way_through_the_pipeline_are_counted(setup) -> None:  # 
         "rcsgate_queue_oldest_age_seconds",
         "rcsgate_webhook_outbox_pending",
         "rcsgate_webhook_outbox_oldest_age_seconds",
+        "rcsgate_upstream_events_unapplied",
         "rcsgate_build_info",
     } <= families(after)
     assert value(after, "rcsgate_queue_messages", status="accepted") == 0

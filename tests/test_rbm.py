@@ -25,6 +25,7 @@ from rcsgate.connectors.rbm.fake_events import status_event
 from rcsgate.services import accounts, connectors, upstream_events
 from rcsgate.services.demo import DEMO_AGENT, ensure_demo
 from rcsgate.store.tables import upstream_events as upstream_events_table
+from test_metrics import parse, value
 from test_single_send import CAROUSEL, PRICE, Api, request_body
 
 
@@ -445,6 +446,7 @@ def test_an_event_stored_but_not_applied_is_applied_once_after_a_crash(rbm_setup
         at=srv.clock.now(),
     )
     srv.call(lambda db: _stored_unapplied(db, srv.clock.now(), event))
+    assert srv.call(lambda db: _unapplied_gauge(db, srv.clock)) == 1
     srv.clock.advance(upstream_events.LEFT_OVER_SECONDS + 1)
 
     async def race(db: Any) -> list[int]:
@@ -458,6 +460,7 @@ def test_an_event_stored_but_not_applied_is_applied_once_after_a_crash(rbm_setup
         lambda: [b["status"] for b in receiver.bodies() if b.get("id") == mid] == ["sent", "delivered"]
     )
     assert srv.call(lambda db: _unapplied(db)) == 0
+    assert srv.call(lambda db: _unapplied_gauge(db, srv.clock)) == 0
     assert srv.call(lambda db: upstream_events.apply_left_over(db, srv.clock))[0] == 0
 
 
@@ -483,3 +486,11 @@ async def _unapplied(db: Any) -> int:
                 await conn.execute(select(func.count()).where(upstream_events_table.c.applied_at.is_(None)))
             ).scalar_one()
         )
+
+
+async def _unapplied_gauge(db: Any, clock: Any) -> float:
+    """rcsgate_upstream_events_unapplied as the process leading the sweeper exports it."""
+    from rcsgate.metrics.exposition import Exporter
+
+    text = (await Exporter(db=db, clock=clock, leading=lambda: True).render()).decode()
+    return value(parse(text), "rcsgate_upstream_events_unapplied")

@@ -1,9 +1,11 @@
-"""The gauges read from the database when /metrics is scraped: the message queue and the webhook outbox.
+"""The gauges read from the database when /metrics is scraped: the message queue, the webhook outbox
+and the upstream events stored but not applied yet.
 
 They describe the whole installation, not a process, so one process exports them (the one leading
 the sweeper, see ``exposition``). Every query is answered from an index: counts by status from
 ``ix_messages_status_due_at_id`` and the outbox from its partial indexes over pending rows
-(``store/webhooks.PENDING``), each count stopping at ``COUNT_LIMIT`` rows so that a scrape costs a
+(``store/webhooks.PENDING``), the unapplied events from theirs (``ix_upstream_events_unapplied``),
+each count stopping at ``COUNT_LIMIT`` rows so that a scrape costs a
 bounded amount whatever the backlog; the oldest due row is the first entry of an index range.
 """
 
@@ -19,7 +21,7 @@ from sqlalchemy import ColumnElement, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.store.db import Database
-from rcsgate.store.tables import messages, webhook_deliveries
+from rcsgate.store.tables import messages, upstream_events, webhook_deliveries
 from rcsgate.store.webhooks import PENDING
 
 # Statuses a message waits in: for its campaign's start, to be sent, in a worker's hands, for its report.
@@ -37,6 +39,9 @@ class DbGauges:
     outbox_pending: int
     # Likewise for the outbox: the most overdue pending delivery (claimed ones are not due).
     outbox_oldest_seconds: float
+    # Google's events answered and stored but not applied yet: milliseconds' worth normally; a
+    # number that stays up means the applying side lags or fails (services/upstream_events).
+    upstream_unapplied: int
 
     def metrics(self) -> Iterator[Metric]:
         queue = GaugeMetricFamily(
@@ -61,6 +66,11 @@ class DbGauges:
             "rcsgate_webhook_outbox_oldest_age_seconds",
             "How long the most overdue pending webhook delivery has been due; 0 when none.",
             value=self.outbox_oldest_seconds,
+        )
+        yield GaugeMetricFamily(
+            "rcsgate_upstream_events_unapplied",
+            f"Upstream events (Google RBM's) stored and answered but not applied yet (counts stop at {COUNT_LIMIT}).",
+            value=self.upstream_unapplied,
         )
 
 
@@ -98,4 +108,5 @@ async def read(db: Database, now: datetime) -> DbGauges:
                 .limit(1)
             )
         ).scalar_one_or_none()
-    return DbGauges(queue, _age(now, oldest), pending, _age(now, outbox_oldest))
+        unapplied = await _capped_count(conn, upstream_events, upstream_events.c.applied_at.is_(None))
+    return DbGauges(queue, _age(now, oldest), pending, _age(now, outbox_oldest), unapplied)
