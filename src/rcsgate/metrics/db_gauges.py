@@ -69,7 +69,8 @@ class DbGauges:
         )
         yield GaugeMetricFamily(
             "rcsgate_upstream_events_unapplied",
-            f"Upstream events (Google RBM's) stored and answered but not applied yet (counts stop at {COUNT_LIMIT}).",
+            "Upstream events (Google RBM's) stored and answered but not applied yet "
+            f"(counts stop at {COUNT_LIMIT}).",
             value=self.upstream_unapplied,
         )
 

@@ -406,8 +406,8 @@ LEFT_OVER_SECONDS: Final = 10.0
 async def apply_left_over(db: Database, clock: Clock, *, limit: int = 500) -> tuple[int, dispatching.Applied]:
     """Apply events stored more than LEFT_OVER_SECONDS ago and not applied yet (one batch of up to
     ``limit``): how many it found, and what they changed. Any process may run it beside the live
-    path: an event is applied once (``mark_applied``). An event that can no longer be read (its connector changed kind, its payload
-    no longer decodes) is marked applied and changes nothing."""
+    path: an event is applied once (``mark_applied``). An event that can no longer be read (its
+    connector changed kind, its payload no longer decodes) is marked applied and changes nothing."""
     now = clock.now()
     async with db.write() as conn:
         rows = await connector_store.unapplied_events(

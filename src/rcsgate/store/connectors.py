@@ -186,7 +186,10 @@ async def keep_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict
     return {(int(r.connector_id), str(r.event_key)): int(r.id) for r in await conn.execute(query)}
 
 
-_MARK_APPLIED_PG: Final = "UPDATE upstream_events SET applied_at = $1 WHERE id = ANY($2::bigint[]) AND applied_at IS NULL RETURNING id"
+_MARK_APPLIED_PG: Final = (
+    "UPDATE upstream_events SET applied_at = $1 "
+    "WHERE id = ANY($2::bigint[]) AND applied_at IS NULL RETURNING id"
+)
 
 
 async def mark_applied(conn: AsyncConnection, ids: Sequence[int], now: datetime) -> set[int]:
