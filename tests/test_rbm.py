@@ -25,6 +25,7 @@ from rcsgate.connectors.rbm.fake_events import status_event
 from rcsgate.services import accounts, connectors, upstream_events
 from rcsgate.services.demo import DEMO_AGENT, ensure_demo
 from rcsgate.store.tables import upstream_events as upstream_events_table
+from rcsgate.store.tables import upstream_events_pending
 from test_metrics import parse, value
 from test_single_send import CAROUSEL, PRICE, Api, request_body
 
@@ -467,24 +468,24 @@ def test_an_event_stored_but_not_applied_is_applied_once_after_a_crash(rbm_setup
 async def _stored_unapplied(db: Any, now: Any, event: dict[str, Any]) -> None:
     record = await connectors.get(db, "rbm1")
     async with db.write() as conn:
-        await conn.execute(
-            insert(upstream_events_table).values(
+        row = await conn.execute(
+            insert(upstream_events_table)
+            .values(
                 connector_id=record.id,
                 event_key=event["eventId"],
                 kind="delivered",
                 payload=json.dumps(event),
                 received_at=now,
-                applied_at=None,
             )
+            .returning(upstream_events_table.c.id)
         )
+        await conn.execute(insert(upstream_events_pending).values(event_id=row.scalar_one(), received_at=now))
 
 
 async def _unapplied(db: Any) -> int:
     async with db.read() as conn:
         return int(
-            (
-                await conn.execute(select(func.count()).where(upstream_events_table.c.applied_at.is_(None)))
-            ).scalar_one()
+            (await conn.execute(select(func.count()).select_from(upstream_events_pending))).scalar_one()
         )
 
 

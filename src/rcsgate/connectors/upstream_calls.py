@@ -22,6 +22,7 @@ import aiohttp
 from rcsgate import __version__
 from rcsgate.connectors.base import TryLater
 from rcsgate.connectors.circuit_breaker import CircuitBreaker
+from rcsgate.deadlines import Deadlines
 from rcsgate.logging_setup import get_logger
 from rcsgate.webhooks.http_client import WebhookClient
 
@@ -53,6 +54,8 @@ class UpstreamCalls:
         self.breaker = breaker
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.timeout_seconds = timeout_seconds
+        # Each call's timeout, for callers that time calls out themselves (see deadlines.py).
+        self.deadlines = Deadlines()
         self._session: aiohttp.ClientSession | None = None
         self._http: WebhookClient | None = None
         # ``http`` has no pool limit of its own: at most CONNECTIONS requests at once, as aiohttp's.

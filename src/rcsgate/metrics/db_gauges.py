@@ -4,8 +4,8 @@ and the upstream events stored but not applied yet.
 They describe the whole installation, not a process, so one process exports them (the one leading
 the sweeper, see ``exposition``). Every query is answered from an index: counts by status from
 ``ix_messages_status_due_at_id`` and the outbox from its partial indexes over pending rows
-(``store/webhooks.PENDING``), the unapplied events from theirs (``ix_upstream_events_unapplied``),
-each count stopping at ``COUNT_LIMIT`` rows so that a scrape costs a
+(``store/webhooks.PENDING``), the unapplied events from the primary key of their own table
+(``upstream_events_pending``), each count stopping at ``COUNT_LIMIT`` rows so that a scrape costs a
 bounded amount whatever the backlog; the oldest due row is the first entry of an index range.
 """
 
@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.store.db import Database
-from rcsgate.store.tables import messages, upstream_events, webhook_deliveries
+from rcsgate.store.tables import messages, upstream_events_pending, webhook_deliveries
 from rcsgate.store.webhooks import PENDING
 
 # Statuses a message waits in: for its campaign's start, to be sent, in a worker's hands, for its report.
@@ -109,5 +109,5 @@ async def read(db: Database, now: datetime) -> DbGauges:
                 .limit(1)
             )
         ).scalar_one_or_none()
-        unapplied = await _capped_count(conn, upstream_events, upstream_events.c.applied_at.is_(None))
+        unapplied = await _capped_count(conn, upstream_events_pending)
     return DbGauges(queue, _age(now, oldest), pending, _age(now, outbox_oldest), unapplied)

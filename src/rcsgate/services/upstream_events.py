@@ -350,7 +350,7 @@ async def _apply_stored(
     """Apply stored events not applied yet: their reports as one set of moves, their replies as
     inbound webhooks. What the reports changed."""
     now = clock.now()
-    mine = await connector_store.mark_applied(conn, [s.row for s in stored], now)
+    mine = await connector_store.mark_applied(conn, [s.row for s in stored])
     todo = [s for s in stored if s.row in mine]
     # The messages are ours and these connectors': the salt in Google's messageId (or the checks on a
     # tap's message) says so. Not their `upstream` column: an event may overtake the submit's
@@ -420,7 +420,7 @@ async def apply_left_over(db: Database, clock: Clock, *, limit: int = 500) -> tu
         for row in rows:
             item = _event_of(records.get(int(row.connector_id)), str(row.event_key), str(row.payload))
             if item is None:
-                await connector_store.mark_applied(conn, [int(row.id)], now)
+                await connector_store.mark_applied(conn, [int(row.id)])
                 continue
             stored.append(_stored(int(row.id), item, await _plan(conn, item, now), now))
         applied = (

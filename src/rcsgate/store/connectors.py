@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rcsgate.domain.records import ConnectorRecord
-from rcsgate.store.tables import connectors, rcs_agents, sms_senders, upstream_events
+from rcsgate.store.tables import connectors, rcs_agents, sms_senders, upstream_events, upstream_events_pending
 
 
 def _record(row: Any) -> ConnectorRecord:
@@ -72,6 +72,9 @@ async def has_kind(conn: AsyncConnection, kind: str) -> bool:
 
 
 async def delete_connector(conn: AsyncConnection, connector_id: int) -> None:
+    # Its events go with it (cascade), so their pending rows too (no foreign key: see tables.py).
+    events = select(upstream_events.c.id).where(upstream_events.c.connector_id == connector_id)
+    await conn.execute(delete(upstream_events_pending).where(upstream_events_pending.c.event_id.in_(events)))
     await conn.execute(delete(connectors).where(connectors.c.id == connector_id))
 
 
@@ -151,18 +154,22 @@ _KEPT_COLUMNS: Final = (
     "payload",
     "received_at",
 )
+# Each event kept now is also pending (upstream_events_pending), in the same round trip.
 _KEEP_EVENTS_PG: Final = (
-    "INSERT INTO upstream_events "
+    "WITH kept AS (INSERT INTO upstream_events "
     "(connector_id, event_key, kind, account_id, message_id, phone, payload, received_at) "
     "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], "
     "$7::text[], $8::timestamp[]) "
-    "ON CONFLICT (connector_id, event_key) DO NOTHING RETURNING connector_id, event_key, id"
+    "ON CONFLICT (connector_id, event_key) DO NOTHING RETURNING connector_id, event_key, id, received_at), "
+    "pending AS (INSERT INTO upstream_events_pending (event_id, received_at) SELECT id, received_at FROM kept) "
+    "SELECT connector_id, event_key, id FROM kept"
 )
 
 
 async def keep_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[tuple[int, str], int]:
-    """Store upstream events under their keys, in one statement; (connector id, key) → row id of
-    those stored now (a key kept before is left out: the event was applied already)."""
+    """Store upstream events under their keys, each pending until ``mark_applied``; (connector id,
+    key) → row id of those stored now (a key kept before is left out: that event was stored, and
+    is applied or pending, already)."""
     if not rows:
         return {}
     # In key order: two transactions keeping some of the same keys (a redelivered event) then wait
@@ -181,44 +188,53 @@ async def keep_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict
         sqlite_insert(upstream_events)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["connector_id", "event_key"])
-        .returning(upstream_events.c.connector_id, upstream_events.c.event_key, upstream_events.c.id)
+        .returning(
+            upstream_events.c.connector_id,
+            upstream_events.c.event_key,
+            upstream_events.c.id,
+            upstream_events.c.received_at,
+        )
     )
-    return {(int(r.connector_id), str(r.event_key)): int(r.id) for r in await conn.execute(query)}
+    stored = list(await conn.execute(query))
+    if stored:
+        await conn.execute(
+            insert(upstream_events_pending).values(
+                [{"event_id": r.id, "received_at": r.received_at} for r in stored]
+            )
+        )
+    return {(int(r.connector_id), str(r.event_key)): int(r.id) for r in stored}
 
 
 _MARK_APPLIED_PG: Final = (
-    "UPDATE upstream_events SET applied_at = $1 "
-    "WHERE id = ANY($2::bigint[]) AND applied_at IS NULL RETURNING id"
+    "DELETE FROM upstream_events_pending WHERE event_id = ANY($1::bigint[]) RETURNING event_id"
 )
 
 
-async def mark_applied(conn: AsyncConnection, ids: Sequence[int], now: datetime) -> set[int]:
-    """Mark stored events applied, compare-and-set on their not being so yet: the ids this
+async def mark_applied(conn: AsyncConnection, ids: Sequence[int]) -> set[int]:
+    """Take stored events off the pending list, compare-and-set on their being on it: the ids this
     transaction is now the one to apply (another applier's are left out; on PostgreSQL a concurrent
     one waits for this transaction's outcome first)."""
     if not ids:
         return set()
     ordered = sorted(set(ids))  # row locks in one order: two appliers never wait in a cycle
     if conn.dialect.name == "postgresql":
-        naive = now.astimezone(UTC).replace(tzinfo=None)  # as UtcDateTime stores it
-        marked = await conn.exec_driver_sql(_MARK_APPLIED_PG, (naive, ordered))
+        marked = await conn.exec_driver_sql(_MARK_APPLIED_PG, (ordered,))
     else:
+        p = upstream_events_pending.c
         marked = await conn.execute(
-            update(upstream_events)
-            .where(upstream_events.c.id.in_(ordered), upstream_events.c.applied_at.is_(None))
-            .values(applied_at=now)
-            .returning(upstream_events.c.id)
+            delete(upstream_events_pending).where(p.event_id.in_(ordered)).returning(p.event_id)
         )
-    return {int(r.id) for r in marked}
+    return {int(r.event_id) for r in marked}
 
 
 async def unapplied_events(conn: AsyncConnection, *, received_before: datetime, limit: int) -> list[Any]:
     """Stored events not applied yet that arrived before ``received_before``, oldest first."""
-    c = upstream_events.c
+    c, p = upstream_events.c, upstream_events_pending.c
     rows = await conn.execute(
         select(c.id, c.connector_id, c.event_key, c.payload)
-        .where(c.applied_at.is_(None), c.received_at < received_before)
-        .order_by(c.id)
+        .join(upstream_events_pending, p.event_id == c.id)
+        .where(p.received_at < received_before)
+        .order_by(p.event_id)
         .limit(limit)
     )
     return list(rows)

@@ -478,8 +478,7 @@ webhook_deliveries = Table(
 # What upstreams pushed to us, each under the upstream's own id (Google's eventId, a user message's
 # id), kept once: a redelivered event finds its key taken and changes nothing. User replies are
 # read from here (kind text, location or file) and posted as `inbound` webhooks. An event is
-# answered once stored and applied after (applied_at set, compare-and-set on null, in the applying
-# transaction); the partial index finds what a crash left unapplied.
+# answered once stored and applied after: see upstream_events_pending.
 upstream_events = Table(
     "upstream_events",
     metadata,
@@ -492,15 +491,21 @@ upstream_events = Table(
     Column("phone", String(15), nullable=True),
     Column("payload", Text, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
-    Column("applied_at", UtcDateTime, nullable=True),
     UniqueConstraint("connector_id", "event_key", name="uq_upstream_events_connector_key"),
     Index("ix_upstream_events_account_id_id", "account_id", "id"),
-    Index(
-        "ix_upstream_events_unapplied",
-        "id",
-        sqlite_where=text("applied_at IS NULL"),
-        postgresql_where=text("applied_at IS NULL"),
-    ),
+)
+
+# The upstream events stored and not applied yet: a row inserted with the event, deleted by the
+# transaction that applies it (the delete is the compare-and-set: only one applier gets the row
+# back). A narrow table of its own rather than a column of upstream_events: marking a wide row
+# applied wrote a new version of it and of its three indexes (docs/PERFORMANCE.md, RBM). What a
+# crash left here is applied by the workers' left-over loop. No foreign key (its check would lock
+# the event's row); a connector's removal deletes its events' rows here first.
+upstream_events_pending = Table(
+    "upstream_events_pending",
+    metadata,
+    Column("event_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("received_at", UtcDateTime, nullable=False),
 )
 
 # Each SMS part an SMSC accepted (its submit_sm_resp id, normalised), and each delivery receipt.

@@ -12,7 +12,6 @@ try; 429, 5xx, timeouts and resets → retried with backoff through the circuit 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from typing import TYPE_CHECKING, Any
@@ -149,7 +148,7 @@ class RbmConnector:
         calls = self.calls
         try:
             # The timeout covers the wait for a slot, the connection (TLS verified), and the answer.
-            async with asyncio.timeout(calls.timeout_seconds), calls.slots:
+            async with calls.deadlines.limit(calls.timeout_seconds), calls.slots:
                 # The operator's API URL, not a customer's: any address it resolves to is called.
                 status, raw = await calls.http.request(
                     method, self._api.at(url.raw_path_qs), body=body, headers=headers, checked=False

@@ -33,6 +33,7 @@ from yarl import URL
 from rcsgate.clock import Clock
 from rcsgate.connectors.rbm import protocol
 from rcsgate.connectors.simulator_service import FaultConfig
+from rcsgate.deadlines import Deadlines
 from rcsgate.domain.backoff import exponential_delay
 from rcsgate.logging_setup import get_logger
 from rcsgate.webhooks.http_client import BadResponseError, Destination, WebhookClient, destination
@@ -130,6 +131,8 @@ class EventPusher:
         self.client_token = client_token
         self.webhook_url = checked_url(webhook_url)
         self.timeout = timeout
+        # One coarse deadline per push, not an asyncio.timeout (a loop timer each): see deadlines.py.
+        self._deadlines = Deadlines()
         self.retry_base, self.retry_cap = retry_base, retry_cap
         self.queue: deque[Outgoing] = deque()
         self.pushed = 0
@@ -244,7 +247,7 @@ class EventPusher:
 
     async def _post(self, client: WebhookClient, url: str, item: Outgoing) -> str | None:
         try:
-            async with asyncio.timeout(self.timeout):
+            async with self._deadlines.limit(self.timeout):
                 # Any address, private ones included: the partner's webhook is often on this machine.
                 status = await client.post(
                     _destination(url), body=item.body, headers=item.headers, allow_private=True

@@ -147,6 +147,8 @@ def check_agent_message(raw: bytes, *, now: datetime) -> dict[str, Any]:
 
 def parse_duration(value: Any, field: str) -> timedelta:
     """A protobuf Duration in JSON: seconds with an ``s`` suffix (``"600s"``, ``"1.5s"``)."""
+    if isinstance(value, str) and 2 <= len(value) <= 13 and value[-1] == "s" and value[:-1].isdecimal():
+        return timedelta(seconds=int(value[:-1]))  # whole seconds (every submit's ttl): no regex
     match = _DURATION.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise FieldViolation(field, f'{value!r} is not a duration such as "600s"')
