@@ -409,11 +409,15 @@ async def apply_left_over(db: Database, clock: Clock, *, limit: int = 500) -> tu
     path: an event is applied once (``mark_applied``). An event that can no longer be read (its
     connector changed kind, its payload no longer decodes) is marked applied and changes nothing."""
     now = clock.now()
+    before = now - timedelta(seconds=LEFT_OVER_SECONDS)
+    # A look first, in a read-only transaction: almost every pass finds nothing, and on SQLite a
+    # write transaction would take the process's one writer every few seconds for it.
+    async with db.read() as conn:
+        if not await connector_store.unapplied_events(conn, received_before=before, limit=1):
+            return 0, dispatching.Applied(0, 0)
     async with db.write() as conn:
-        rows = await connector_store.unapplied_events(
-            conn, received_before=now - timedelta(seconds=LEFT_OVER_SECONDS), limit=limit
-        )
-        if not rows:
+        rows = await connector_store.unapplied_events(conn, received_before=before, limit=limit)
+        if not rows:  # another pass (or the live applier) took them meanwhile
             return 0, dispatching.Applied(0, 0)
         records = await connector_store.get_by_ids(conn, {int(r.connector_id) for r in rows})
         stored: list[_Stored] = []
